@@ -1,0 +1,449 @@
+"""Control handlers with 4.17's semantics (server/ctdb_control.c and friends).
+
+Each handler takes (daemon, request, source pnn, client or None) and returns an int
+(the status, for controls that answer in the status field), bytes (status 0 plus
+data) or a (status, data, errmsg) tuple. Sizes are checked as 4.17's
+CHECK_CONTROL_DATA_SIZE does: a wrong size is status -1.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import struct
+import time
+
+import anyio
+
+from ctdbcore.protocol import types as T
+from ctdbcore.protocol.constants import (
+    INACTIVE,
+    UNKNOWN_PNN,
+    Capability,
+    NodeFlags,
+    Opcode,
+    RecMode,
+    Runstate,
+)
+
+log = logging.getLogger("ctdb")
+NOTICE = 25
+HANDLERS: dict[int, object] = {}
+
+
+def control(opcode: Opcode, size: int | None = None):
+    def deco(fn):
+        if size is None:
+            HANDLERS[opcode] = fn
+        else:
+            def checked(d, req, src, client):
+                if len(req.data) != size:
+                    log.error("Control %s: wrong data size %d, expected %d", opcode.name, len(req.data), size)
+                    return -1
+                return fn(d, req, src, client)
+
+            HANDLERS[opcode] = checked
+        return fn
+
+    return deco
+
+
+def _timeval(t: float) -> T.Timeval:
+    return T.Timeval.from_float(t)
+
+
+# -- identity and liveness -------------------------------------------------------
+
+
+@control(Opcode.GET_PNN, 0)
+def get_pnn(d, req, src, client):
+    return d.pnn
+
+
+@control(Opcode.PING, 0)
+def ping(d, req, src, client):
+    return len(d.server.clients)
+
+
+@control(Opcode.GET_PID, 0)
+def get_pid(d, req, src, client):
+    return os.getpid()
+
+
+@control(Opcode.PROCESS_EXISTS, 4)
+def process_exists(d, req, src, client):
+    pid = struct.unpack("<i", req.data)[0]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return -1
+    except PermissionError:
+        return 0
+    return 0
+
+
+@control(Opcode.CHECK_PID_SRVID, 12)
+def check_pid_srvid(d, req, src, client):
+    ps = T.PidSrvid.unpack(req.data)
+    for c in d.server.clients.values():
+        if c.pid == ps.pid and ps.srvid in c.srvids:
+            return 0
+    return -1
+
+
+@control(Opcode.UPTIME, 0)
+def uptime(d, req, src, client):
+    return T.Uptime(
+        current_time=_timeval(time.time()),
+        ctdbd_start_time=_timeval(d.start_time),
+        last_recovery_started=_timeval(d.last_recovery_started),
+        last_recovery_finished=_timeval(d.last_recovery_finished),
+    ).pack()
+
+
+@control(Opcode.GET_RUNSTATE, 0)
+def get_runstate(d, req, src, client):
+    return T.pack_u32(int(d.runstate))
+
+
+@control(Opcode.GET_CAPABILITIES, 0)
+def get_capabilities(d, req, src, client):
+    return T.pack_u32(d.capabilities)
+
+
+@control(Opcode.GET_RECLOCK_FILE, 0)
+def get_reclock_file(d, req, src, client):
+    return T.pack_string(d.cluster_lock) if d.cluster_lock else b""
+
+
+@control(Opcode.GET_DEBUG, 0)
+def get_debug(d, req, src, client):
+    return T.pack_i32(d.debug_level)
+
+
+@control(Opcode.SET_DEBUG, 4)
+def set_debug(d, req, src, client):
+    from ctdbcore.daemon.logsetup import level_from_name
+
+    level = struct.unpack("<i", req.data)[0]
+    d.debug_level = level
+    logging.getLogger("ctdb").setLevel(level_from_name(min(level, 4)))
+    return 0
+
+
+@control(Opcode.RECD_PING)
+def recd_ping(d, req, src, client):
+    return 0
+
+
+@control(Opcode.ECHO_DATA)
+def echo_data(d, req, src, client):
+    return req.data
+
+
+@control(Opcode.STATISTICS, 0)
+def statistics(d, req, src, client):
+    stats = getattr(T, "Statistics", None)
+    if stats is None:
+        return -1
+    try:
+        return stats(num_clients=len(d.server.clients)).pack()
+    except TypeError:
+        return stats().pack()
+
+
+@control(Opcode.SHUTDOWN)
+def shutdown(d, req, src, client):
+    d.request_shutdown()
+    return 0
+
+
+# -- maps -------------------------------------------------------------------------
+
+
+@control(Opcode.GET_NODEMAP)
+def get_nodemap(d, req, src, client):
+    return d.nodemap().pack()
+
+
+@control(Opcode.GET_NODES_FILE)
+def get_nodes_file(d, req, src, client):
+    return d.nodemap().pack()
+
+
+@control(Opcode.GETVNNMAP, 0)
+def getvnnmap(d, req, src, client):
+    return d.vnnmap.pack()
+
+
+@control(Opcode.SETVNNMAP)
+def setvnnmap(d, req, src, client):
+    if d.recmode != RecMode.ACTIVE:
+        log.error("Attempt to set vnnmap when not in recovery")
+        return -1
+    d.vnnmap = T.VnnMap.unpack(req.data)
+    return 0
+
+
+@control(Opcode.GET_DBMAP, 0)
+def get_dbmap(d, req, src, client):
+    return T.DbidMap(dbs=()).pack()
+
+
+@control(Opcode.GET_IFACES, 0)
+def get_ifaces(d, req, src, client):
+    return T.IfaceList(ifaces=()).pack()
+
+
+@control(Opcode.GET_PUBLIC_IPS)
+def get_public_ips(d, req, src, client):
+    return T.PublicIpList(ips=()).pack()
+
+
+# -- tunables ---------------------------------------------------------------------
+
+
+@control(Opcode.LIST_TUNABLES, 0)
+def list_tunables(d, req, src, client):
+    return T.VarList(names=tuple(name for name, _ in d.tunables.listvars())).pack()
+
+
+@control(Opcode.GET_TUNABLE)
+def get_tunable(d, req, src, client):
+    try:
+        name = T.unpack_stringn(req.data)
+        if isinstance(name, tuple):
+            name = name[0]
+        if isinstance(name, bytes):
+            name = name.rstrip(b"\0").decode()
+        return T.pack_u32(d.tunables.get(name))
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return -errno.EINVAL
+
+
+@control(Opcode.SET_TUNABLE)
+def set_tunable(d, req, src, client):
+    try:
+        t = T.SetTunable.unpack(req.data)
+    except ValueError:
+        return -1
+    status = d.tunables.set(t.name, t.value)
+    if status == 0:
+        log.log(NOTICE, "Tunable %s set to %d", t.name, t.value)
+        d.on_tunables_changed()
+    return status
+
+
+@control(Opcode.GET_ALL_TUNABLES, 0)
+def get_all_tunables(d, req, src, client):
+    return T.TunableList(values=tuple(d.tunables.to_list())).pack()
+
+
+# -- srvids -------------------------------------------------------------------------
+
+
+@control(Opcode.REGISTER_SRVID)
+def register_srvid(d, req, src, client):
+    if client is None:
+        return -1
+    d.register_srvid(client, req.srvid)
+    return 0
+
+
+@control(Opcode.DEREGISTER_SRVID)
+def deregister_srvid(d, req, src, client):
+    if client is None:
+        return -1
+    return 0 if d.deregister_srvid(client, req.srvid) else -1
+
+
+# -- recovery ---------------------------------------------------------------------
+
+
+@control(Opcode.GET_RECMODE, 0)
+def get_recmode(d, req, src, client):
+    return int(d.recmode)
+
+
+async def _lock_is_contended(d) -> tuple[bool, str]:
+    """4.17 makes every node prove that someone else holds the cluster lock before it
+    leaves recovery mode, so that a partition without the lock can never finish a
+    recovery. For a plain lock file we ask the kernel with F_GETLK (no process to
+    start); for a helper we must try to take the lock through it."""
+    spec = d.cluster_lock
+    if not spec.startswith("!"):
+        def probe() -> tuple[bool, str]:
+            try:
+                fd = os.open(spec, os.O_RDWR)
+            except OSError as e:
+                return False, f"cannot open cluster lock {spec}: {e}"
+            try:
+                res = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 1, 0))
+                l_type = struct.unpack("hhqqi4x", res)[0]
+                if l_type == fcntl.F_UNLCK:
+                    return False, "cluster lock is not held by the leader"
+                return True, ""
+            finally:
+                os.close(fd)
+
+        with anyio.move_on_after(5):
+            return await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
+        return False, "cluster lock check timed out"
+    from ctdbcore.daemon.mutex import MutexResult
+
+    m = d.mutex_factory(spec)
+    res = await m.acquire(timeout=5.0)
+    if res == MutexResult.HELD:
+        await m.release()
+        return False, "took the cluster lock: the leader does not hold it"
+    if res == MutexResult.CONTENTION:
+        return True, ""
+    return False, f"cluster lock check failed: {res.name}"
+
+
+@control(Opcode.SET_RECMODE, 4)
+async def set_recmode(d, req, src, client):
+    mode = T.unpack_u32(req.data)
+    if mode == RecMode.ACTIVE:
+        if d.recmode != RecMode.ACTIVE:
+            log.log(NOTICE, "Recovery mode set to ACTIVE")
+        d.recmode = RecMode.ACTIVE
+        d.poke_leader()
+        return 0
+    if mode != RecMode.NORMAL:
+        return -1
+    if d.own_flags & INACTIVE:
+        return (-1, b"", b"node is inactive")
+    if d.cluster_lock and not d.election.holds_lock:
+        ok, why = await _lock_is_contended(d)
+        if not ok:
+            log.error("Refusing to leave recovery mode: %s", why)
+            return (-1, b"", why.encode())
+    if d.recmode != RecMode.NORMAL:
+        log.log(NOTICE, "Recovery mode set to NORMAL")
+    d.recmode = RecMode.NORMAL
+    return 0
+
+
+@control(Opcode.START_RECOVERY)
+async def start_recovery(d, req, src, client):
+    d.last_recovery_started = time.time()
+    if d.events:
+        # 4.17 ignores startrecovery failures and timeouts.
+        await d.events.run("startrecovery")
+    return 0
+
+
+@control(Opcode.END_RECOVERY)
+async def end_recovery(d, req, src, client):
+    d.last_recovery_finished = time.time()
+    if d.events:
+        await d.events.run("recovered")
+    d.end_first_recovery()
+    return 0
+
+
+@control(Opcode.IPREALLOCATED)
+async def ipreallocated(d, req, src, client):
+    if d.events:
+        await d.events.run("ipreallocated")
+    return 0
+
+
+@control(Opcode.STARTUP)
+def startup(d, req, src, client):
+    return 0
+
+
+@control(Opcode.FREEZE)
+def freeze(d, req, src, client):
+    return 0
+
+
+# -- node flags ---------------------------------------------------------------------
+
+
+@control(Opcode.MODIFY_FLAGS, 12)
+def modify_flags(d, req, src, client):
+    c = T.NodeFlagChange.unpack(req.data)
+    d.modify_remote_flags(c.pnn, c.new_flags, c.old_flags)
+    return 0
+
+
+@control(Opcode.DISABLE_NODE)
+def disable_node(d, req, src, client):
+    d.set_own_flags(d.own_flags | NodeFlags.PERMANENTLY_DISABLED, "disabled by administrator")
+    return 0
+
+
+@control(Opcode.ENABLE_NODE)
+def enable_node(d, req, src, client):
+    d.set_own_flags(d.own_flags & ~NodeFlags.PERMANENTLY_DISABLED, "enabled by administrator")
+    return 0
+
+
+@control(Opcode.STOP_NODE)
+def stop_node(d, req, src, client):
+    d.set_own_flags(d.own_flags | NodeFlags.STOPPED, "stopped by administrator")
+    return 0
+
+
+@control(Opcode.CONTINUE_NODE)
+def continue_node(d, req, src, client):
+    d.set_own_flags(d.own_flags & ~NodeFlags.STOPPED, "continued by administrator")
+    return 0
+
+
+@control(Opcode.SET_BAN_STATE, 8)
+def set_ban_state(d, req, src, client):
+    b = T.BanState.unpack(req.data)
+    if b.pnn != d.pnn:
+        log.error("SET_BAN_STATE for node %d sent to node %d", b.pnn, d.pnn)
+        return -1
+    if b.time == 0:
+        d.ban_until = None
+        d.set_own_flags(d.own_flags & ~NodeFlags.BANNED, "unbanned")
+        return 0
+    if not d.tunables.get("EnableBans"):
+        log.log(NOTICE, "Bans are disabled, ignoring ban of %d s", b.time)
+        return 0
+    d.ban_until = time.monotonic() + b.time
+    log.log(NOTICE, "Banning this node for %d seconds", b.time)
+    d.set_own_flags(d.own_flags | NodeFlags.BANNED, f"banned for {b.time} s")
+    d.poke()
+    return 0
+
+
+@control(Opcode.GET_BAN_STATE, 0)
+def get_ban_state(d, req, src, client):
+    left = 0
+    if d.ban_until is not None:
+        left = max(0, int(round(d.ban_until - time.monotonic())))
+    return T.BanState(pnn=d.pnn, time=left).pack()
+
+
+@control(Opcode.SET_RECMASTERROLE, 4)
+def set_recmasterrole(d, req, src, client):
+    on = T.unpack_u32(req.data)
+    if on:
+        d.capabilities |= Capability.RECMASTER
+    else:
+        d.capabilities &= ~Capability.RECMASTER
+    d.on_capabilities_changed()
+    return 0
+
+
+@control(Opcode.SET_LMASTERROLE, 4)
+def set_lmasterrole(d, req, src, client):
+    on = T.unpack_u32(req.data)
+    if on:
+        d.capabilities |= Capability.LMASTER
+    else:
+        d.capabilities &= ~Capability.LMASTER
+    d.poke_leader()
+    return 0
+
+
+_ = (UNKNOWN_PNN, Runstate)

@@ -1,0 +1,789 @@
+"""ctdbd's core: one node's state and the anyio loop that drives it.
+
+The decisions live in the sans-IO state machines of ctdbcore.cluster (election,
+liveness, recovery planning); this module carries out their effects, routes
+packets between the node transport, local clients and the control handlers, and
+runs the plugin events at the points 4.17 runs its event scripts.
+
+4.17 splits this over ctdbd and a forked recovery daemon talking through the unix
+socket; we keep both roles in one process and one event loop, which removes the
+recovery daemon's one-second polling from every failover path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import anyio
+import attrs
+
+from ctdbcore.cluster import effects as fx
+from ctdbcore.cluster.election import Election
+from ctdbcore.cluster.liveness import Liveness
+from ctdbcore.cluster.recovery import NodeView, active_nodes, new_generation, plan_vnnmap, recovery_reason
+from ctdbcore.daemon.clients import ClientConn, ClientServer
+from ctdbcore.protocol import packets as P
+from ctdbcore.protocol import types as T
+from ctdbcore.protocol.constants import (
+    BROADCAST_ACTIVE,
+    BROADCAST_ALL,
+    BROADCAST_CONNECTED,
+    CTDB_PORT,
+    CTRL_FLAG_NOREPLY,
+    CURRENT_NODE,
+    DISABLED,
+    INACTIVE,
+    INVALID_GENERATION,
+    KEEPALIVE_VERSION,
+    MULTICAST,
+    UNKNOWN_PNN,
+    Capability,
+    NodeFlags,
+    Opcode,
+    RecMode,
+    Runstate,
+    Srvid,
+)
+
+log = logging.getLogger("ctdb")
+NOTICE = 25
+
+BROADCASTS = (BROADCAST_ALL, BROADCAST_ACTIVE, BROADCAST_CONNECTED, MULTICAST)
+# Controls the leader sends while recovering; 4.17's RecoverTimeout is 30 s but a
+# healthy peer answers in milliseconds, and a dead one is reported by the transport.
+RECOVERY_STEP_TIMEOUT = 10.0
+POLL_TIMEOUT = 3.0
+
+
+class ControlFailed(Exception):
+    def __init__(self, pnn: int, opcode: int, status: int, errmsg: str) -> None:
+        super().__init__(f"control {Opcode(opcode).name if opcode in Opcode._value2member_map_ else opcode} "
+                         f"to node {pnn} failed: status {status} {errmsg}")
+        self.status = status
+
+
+@attrs.define
+class _Pending:
+    pnn: int
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    result: tuple[int, bytes, bytes] = (-1, b"", b"")
+
+
+@attrs.define
+class _Forward:
+    client: ClientConn
+    client_reqid: int
+    pnn: int
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        pnn: int,
+        nodes: list,  # NodeEntry(pnn, address, deleted)
+        tunables,
+        socket_path: str,
+        run_dir: str,
+        cluster_lock: str | None,
+        leader_timeout: float,
+        leader_capability: bool = True,
+        lmaster_capability: bool = True,
+        start_as_disabled: bool = False,
+        start_as_stopped: bool = False,
+        transport_plugin=None,
+        mutex_factory=None,
+        events=None,
+        port: int = CTDB_PORT,
+        socket_group: str | None = None,
+    ) -> None:
+        self.pnn = pnn
+        self.nodes = list(nodes)
+        self.tunables = tunables
+        self.socket_path = socket_path
+        self.run_dir = run_dir
+        self.cluster_lock = cluster_lock
+        self.port = port
+        self.events = events  # ctdbcore.daemon.events.EventHost or None
+        self.start_time = time.time()
+        self._mono_start = _now()
+        self.last_recovery_started = 0.0
+        self.last_recovery_finished = 0.0
+        self.runstate = Runstate.INIT
+        self.recmode = RecMode.ACTIVE
+        self.vnnmap = T.VnnMap(generation=INVALID_GENERATION, map=(pnn,))
+        caps = Capability.PARALLEL_RECOVERY | Capability.FRAGMENTED_CONTROLS
+        if leader_capability:
+            caps |= Capability.RECMASTER
+        if lmaster_capability:
+            caps |= Capability.LMASTER
+        self.capabilities = int(caps)
+        self.flags: dict[int, int] = {}
+        for n in self.nodes:
+            if n.deleted:
+                self.flags[n.pnn] = NodeFlags.DELETED | NodeFlags.DISCONNECTED
+            elif n.pnn == pnn:
+                f = 0
+                if start_as_disabled:
+                    f |= NodeFlags.PERMANENTLY_DISABLED
+                if start_as_stopped:
+                    f |= NodeFlags.STOPPED
+                self.flags[n.pnn] = f
+            else:
+                self.flags[n.pnn] = NodeFlags.DISCONNECTED | NodeFlags.UNHEALTHY
+        self.ban_until: float | None = None
+        self.debug_level = 2
+
+        self.election = Election(
+            pnn=pnn,
+            lock_configured=cluster_lock is not None,
+            leader_timeout=leader_timeout,
+            election_timeout=float(tunables.get("ElectionTimeout")),
+            can_lead=self._can_lead(),
+        )
+        self.liveness = Liveness(
+            interval=float(tunables.get("KeepaliveInterval")), limit=int(tunables.get("KeepaliveLimit"))
+        )
+        self.mutex_factory = mutex_factory
+        self.mutex = mutex_factory(cluster_lock) if (cluster_lock and mutex_factory) else None
+        addrs = {n.pnn: n.address for n in self.nodes if not n.deleted}
+        self.transport = transport_plugin.create(
+            own_pnn=pnn, addresses=addrs, port=port, host=self, logger=log
+        )
+        self.server = ClientServer(
+            socket_path, on_packet=self.client_packet, on_close=self.client_closed, logger=log, group=socket_group
+        )
+        self._reqids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._forwards: dict[int, _Forward] = {}
+        self._srvids: dict[int, set[ClientConn]] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._wake = anyio.Event()
+        self._leader_wake = anyio.Event()
+        self._startup_ready = anyio.Event()
+        self._force_recovery = False
+        self._takeover_requests: list[T.SrvidMessage] = []
+        self._shutdown = anyio.Event()
+        self.recovering = False
+        from ctdbcore.daemon.controls import HANDLERS
+
+        self._handlers = HANDLERS
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def own_flags(self) -> int:
+        return self.flags[self.pnn]
+
+    def _can_lead(self) -> bool:
+        return bool(self.capabilities & Capability.RECMASTER) and not (self.flags[self.pnn] & INACTIVE)
+
+    def uptime_seconds(self) -> int:
+        return int(_now() - self._mono_start)
+
+    def is_leader(self) -> bool:
+        return self.election.leader == self.pnn
+
+    def connected_pnns(self) -> list[int]:
+        return [n.pnn for n in self.nodes if not n.deleted and n.pnn != self.pnn and self.transport.is_connected(n.pnn)]
+
+    def spawn(self, fn, *args) -> None:
+        assert self._tg is not None
+        self._tg.start_soon(fn, *args)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def poke_leader(self) -> None:
+        self._leader_wake.set()
+
+    def nodemap(self) -> T.NodeMap:
+        entries = []
+        for n in self.nodes:
+            ip = n.address if n.address is not None else __import__("ipaddress").IPv4Address("0.0.0.0")
+            entries.append(T.NodeAndFlags(pnn=n.pnn, flags=int(self.flags[n.pnn]), addr=T.SockAddr(ip=ip, port=self.port)))
+        return T.NodeMap(nodes=tuple(entries))
+
+    # ------------------------------------------------------------------ main
+
+    async def run(self) -> None:
+        log.log(NOTICE, "Starting CTDB daemon (pnn %d, pid %d)", self.pnn, os.getpid())
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self.runstate = Runstate.INIT
+            if self.events and not await self.events.run("init"):
+                log.error("Failed to run init event, shutting down")
+                raise SystemExit(1)
+            await tg.start(self.server.serve)
+            await tg.start(self.transport.serve)
+            self.runstate = Runstate.SETUP
+            if self.events and not await self.events.run("setup"):
+                log.error("Failed to run setup event, shutting down")
+                raise SystemExit(1)
+            self.runstate = Runstate.FIRST_RECOVERY
+            self._apply(self.election.start(_now()))
+            tg.start_soon(self._timer_loop)
+            tg.start_soon(self._leader_loop)
+            tg.start_soon(self._startup_and_monitor)
+            await self._shutdown.wait()
+            await self._do_shutdown()
+            tg.cancel_scope.cancel()
+
+    def on_tunables_changed(self) -> None:
+        self.liveness.interval = float(self.tunables.get("KeepaliveInterval"))
+        self.liveness.limit = int(self.tunables.get("KeepaliveLimit"))
+        self.election.election_timeout = float(self.tunables.get("ElectionTimeout"))
+        self.poke()
+
+    def on_capabilities_changed(self) -> None:
+        self._apply(self.election.set_can_lead(self._can_lead(), self.own_flags, _now()))
+        self.poke_leader()
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+
+    async def _do_shutdown(self) -> None:
+        log.log(NOTICE, "Shutdown sequence commencing")
+        self.runstate = Runstate.SHUTDOWN
+        if self.events:
+            with anyio.move_on_after(float(self.tunables.get("EventScriptTimeout")) + 1):
+                await self.events.run("shutdown")
+        if self.mutex is not None:
+            with anyio.move_on_after(2):
+                await self.mutex.release()
+        log.log(NOTICE, "Shutdown sequence complete, exiting")
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = _now()
+            self._apply(self.election.timer(now))
+            self._apply(self.liveness.timer(now))
+            if self.ban_until is not None and now >= self.ban_until:
+                self.ban_until = None
+                self.set_own_flags(self.own_flags & ~NodeFlags.BANNED, "ban expired")
+            deadlines = [d for d in (self.election.next_deadline(), self.liveness.next_deadline(), self.ban_until) if d]
+            delay = max(0.0, min(deadlines) - _now()) if deadlines else 1.0
+            self._wake = anyio.Event()
+            with anyio.move_on_after(min(delay, 1.0)):
+                await self._wake.wait()
+
+    # ------------------------------------------------------------------ effects
+
+    def _apply(self, effects: list) -> None:
+        for e in effects:
+            if isinstance(e, fx.BroadcastLeader):
+                data = T.pack_u32(e.leader)
+                self.send_message(e.to if e.to is not None else BROADCAST_CONNECTED, Srvid.LEADER, data)
+            elif isinstance(e, fx.SendElection):
+                msg = T.ElectionMessage(
+                    num_connected=e.num_connected,
+                    priority_time=T.Timeval.from_float(e.priority_time),
+                    pnn=e.pnn,
+                    node_flags=e.node_flags,
+                )
+                self.send_message(BROADCAST_ALL, Srvid.ELECTION, msg.pack())
+            elif isinstance(e, fx.TryLock):
+                self.spawn(self._try_lock)
+            elif isinstance(e, fx.ReleaseLock):
+                if self.mutex is not None:
+                    self.spawn(self.mutex.release)
+            elif isinstance(e, fx.LeaderChanged):
+                log.log(NOTICE, "Leader changed to %s", "UNKNOWN" if e.new == UNKNOWN_PNN else e.new)
+                if e.new == self.pnn:
+                    self._force_recovery = True
+                    self.poke_leader()
+            elif isinstance(e, fx.NodeDead):
+                log.log(NOTICE, "Node %d is silent for %.1f s, declaring it dead", e.pnn, self.liveness.dead_after)
+                self.transport.drop(e.pnn, "keepalive timeout")
+            elif isinstance(e, fx.SendKeepalive):
+                pkt = P.ReqKeepalive(version=KEEPALIVE_VERSION, uptime=self.uptime_seconds())
+                self.send_node(e.pnn, pkt)
+        self.poke()
+
+    async def _try_lock(self) -> None:
+        from ctdbcore.daemon.mutex import MutexResult
+
+        assert self.mutex is not None
+        t0 = _now()
+        try:
+            res = await self.mutex.acquire(timeout=10.0)
+        except Exception as e:  # a broken helper must not take the daemon down
+            log.error("Cluster lock attempt failed: %s", e)
+            res = MutexResult.ERROR
+        held = res == MutexResult.HELD
+        if held:
+            log.log(NOTICE, "Took cluster lock in %.3f s", _now() - t0)
+        else:
+            log.info("Cluster lock not taken: %s", res.name)
+        self._apply(self.election.lock_result(held, _now()))
+        if held and self.mutex.held:
+            self.spawn(self._watch_lock)
+
+    async def _watch_lock(self) -> None:
+        assert self.mutex is not None
+        await self.mutex.lost.wait()
+        if self.election.holds_lock:
+            log.error("Cluster lock lost")
+            self._apply(self.election.lock_lost(_now()))
+
+    # ------------------------------------------------------------------ flags
+
+    def set_own_flags(self, new: int, why: str) -> None:
+        old = self.own_flags
+        if new == old:
+            return
+        self.flags[self.pnn] = new
+        log.log(NOTICE, "Node flags changed 0x%x -> 0x%x (%s)", old, new, why)
+        if new & INACTIVE and not old & INACTIVE:
+            # 4.17 ctdb_node_become_inactive: drop out of the cluster's generation.
+            self.vnnmap = T.VnnMap(generation=INVALID_GENERATION, map=self.vnnmap.map)
+            self.recmode = RecMode.ACTIVE
+        change = T.NodeFlagChange(pnn=self.pnn, new_flags=new, old_flags=old).pack()
+        for pnn in self.connected_pnns():
+            self.send_control_noreply(pnn, Opcode.MODIFY_FLAGS, change)
+        self._apply(self.election.set_can_lead(self._can_lead(), new, _now()))
+        self.poke_leader()
+
+    def modify_remote_flags(self, pnn: int, new: int, old: int) -> None:
+        if pnn == self.pnn or pnn not in self.flags:
+            return
+        before = self.flags[pnn]
+        after = (before & NodeFlags.DISCONNECTED) | (new & ~NodeFlags.DISCONNECTED)
+        if after != before:
+            self.flags[pnn] = after
+            log.log(NOTICE, "Node %d has changed flags - 0x%x -> 0x%x", pnn, before, after)
+            self.poke_leader()
+
+    # ------------------------------------------------------------------ transport host
+
+    def peer_connected(self, pnn: int) -> None:
+        log.log(NOTICE, "Node %d connected", pnn)
+        self.flags[pnn] &= ~NodeFlags.DISCONNECTED
+        now = _now()
+        self._apply(self.liveness.connected(pnn, now))
+        change = T.NodeFlagChange(pnn=self.pnn, new_flags=self.own_flags, old_flags=self.own_flags).pack()
+        self.send_control_noreply(pnn, Opcode.MODIFY_FLAGS, change)
+        self._apply(self.election.node_connected(pnn, now))
+        self.poke_leader()
+
+    def peer_lost(self, pnn: int, reason: str) -> None:
+        log.log(NOTICE, "Node %d is dead (%s)", pnn, reason)
+        self.flags[pnn] |= NodeFlags.DISCONNECTED | NodeFlags.UNHEALTHY
+        self.liveness.disconnected(pnn)
+        for reqid, p in list(self._pending.items()):
+            if p.pnn == pnn:
+                p.result = (-1, b"", b"node disconnected")
+                p.done.set()
+        for reqid, f in list(self._forwards.items()):
+            if f.pnn == pnn:
+                del self._forwards[reqid]
+                self._reply_client(f.client, f.client_reqid, -1, b"", b"node disconnected")
+        self._apply(self.election.node_dead(pnn, _now()))
+        self.poke_leader()
+
+    def packet_received(self, pnn: int, pkt) -> None:
+        self.liveness.received(pnn, _now())
+        if isinstance(pkt, P.ReqKeepalive):
+            self._check_keepalive(pnn, pkt)
+        elif isinstance(pkt, P.ReqControl):
+            self.spawn(self._serve_node_control, pnn, pkt)
+        elif isinstance(pkt, P.ReplyControl):
+            self._control_reply(pkt)
+        elif isinstance(pkt, P.ReqMessage):
+            self.deliver_local(pkt.srvid, pkt.data, pnn)
+        else:
+            log.debug("Ignoring %s from node %d (databases not implemented yet)", type(pkt).__name__, pnn)
+
+    def _check_keepalive(self, pnn: int, pkt) -> None:
+        if pkt.version == KEEPALIVE_VERSION or self.tunables.get("AllowMixedVersions"):
+            return
+        mine = self.uptime_seconds()
+        if pkt.uptime > mine or (pkt.uptime == mine and pkt.version > KEEPALIVE_VERSION):
+            log.error("CTDB Cluster with mixed versions (node %d: 0x%08x), cannot continue", pnn, pkt.version)
+            self.request_shutdown()
+
+    # ------------------------------------------------------------------ sending
+
+    def send_node(self, pnn: int, pkt) -> bool:
+        pkt = attrs.evolve(pkt, srcnode=self.pnn, destnode=pnn, generation=self.vnnmap.generation)
+        if pnn == self.pnn:
+            self.spawn(self._loopback, pkt)
+            return True
+        return self.transport.send(pnn, P.pack(pkt))
+
+    async def _loopback(self, pkt) -> None:
+        self.packet_received(self.pnn, pkt)
+
+    def broadcast_targets(self, dest: int) -> list[int]:
+        out = []
+        for n in self.nodes:
+            f = self.flags[n.pnn]
+            if n.deleted:
+                continue
+            if dest == BROADCAST_ACTIVE and f & INACTIVE:
+                continue
+            if dest == BROADCAST_CONNECTED and f & NodeFlags.DISCONNECTED:
+                continue
+            out.append(n.pnn)
+        return out
+
+    def send_message(self, dest: int, srvid: int, data: bytes) -> None:
+        if dest == CURRENT_NODE:
+            dest = self.pnn
+        targets = self.broadcast_targets(dest) if dest in BROADCASTS else [dest]
+        for pnn in targets:
+            if pnn == self.pnn:
+                self.deliver_local(srvid, data, self.pnn)
+            else:
+                self.send_node(pnn, P.ReqMessage(srvid=srvid, data=data))
+
+    def deliver_local(self, srvid: int, data: bytes, src: int) -> None:
+        if srvid == Srvid.LEADER and len(data) >= 4:
+            self._apply(self.election.leader_message(src, T.unpack_u32(data), _now()))
+        elif srvid == Srvid.ELECTION:
+            try:
+                m = T.ElectionMessage.unpack(data)
+                self._apply(self.election.election_message(src, m.priority_time.to_float(), m.node_flags, _now()))
+            except Exception as e:
+                log.warning("Bad election message from node %d: %s", src, e)
+        elif srvid == Srvid.TAKEOVER_RUN:
+            if self.is_leader():
+                try:
+                    self._takeover_requests.append(T.SrvidMessage.unpack(data))
+                except Exception as e:
+                    log.warning("Bad takeover run request from node %d: %s", src, e)
+                self.poke_leader()
+        clients = set(self._srvids.get(srvid, ())) | set(self._srvids.get(Srvid.ALL, ()))
+        if clients:
+            raw = P.pack(P.ReqMessage(srvid=srvid, data=data, srcnode=src, destnode=self.pnn,
+                                      generation=self.vnnmap.generation))
+            for c in clients:
+                c.send(raw)
+
+    def send_control_noreply(self, pnn: int, opcode: int, data: bytes = b"") -> None:
+        self.send_node(pnn, P.ReqControl(opcode=opcode, srvid=0, client_id=0, flags=CTRL_FLAG_NOREPLY, data=data))
+
+    async def control(self, pnn: int, opcode: int, data: bytes = b"", *, timeout: float | None = None,
+                      srvid: int = 0, flags: int = 0) -> tuple[int, bytes, bytes]:
+        """Send a control to a node (self included) and wait for its reply."""
+        if pnn == self.pnn:
+            req = P.ReqControl(opcode=opcode, srvid=srvid, client_id=0, flags=flags, data=data,
+                               srcnode=self.pnn, destnode=self.pnn)
+            return await self.dispatch_control(req, self.pnn, None)
+        if not self.transport.is_connected(pnn):
+            return (-1, b"", b"ctdb_control to disconnected node")
+        reqid = next(self._reqids)
+        pend = _Pending(pnn)
+        self._pending[reqid] = pend
+        self.send_node(pnn, P.ReqControl(opcode=opcode, srvid=srvid, client_id=0, flags=flags, data=data, reqid=reqid))
+        try:
+            with anyio.move_on_after(timeout or float(self.tunables.get("ControlTimeout"))):
+                await pend.done.wait()
+                return pend.result
+            return (-1, b"", b"ctdb_control timed out")
+        finally:
+            self._pending.pop(reqid, None)
+
+    async def control_ok(self, pnn: int, opcode: int, data: bytes = b"", timeout: float | None = None) -> bytes:
+        status, out, err = await self.control(pnn, opcode, data, timeout=timeout)
+        if status != 0:
+            raise ControlFailed(pnn, opcode, status, err.decode(errors="replace"))
+        return out
+
+    def _control_reply(self, pkt) -> None:
+        pend = self._pending.get(pkt.reqid)
+        if pend is not None:
+            pend.result = (pkt.status, pkt.data, pkt.errmsg)
+            pend.done.set()
+            return
+        fwd = self._forwards.pop(pkt.reqid, None)
+        if fwd is not None:
+            self._reply_client(fwd.client, fwd.client_reqid, pkt.status, pkt.data, pkt.errmsg)
+
+    async def _serve_node_control(self, src: int, req) -> None:
+        status, data, err = await self.dispatch_control(req, src, None)
+        if not req.flags & CTRL_FLAG_NOREPLY:
+            self.send_node(src, P.ReplyControl(status=status, data=data, errmsg=err, reqid=req.reqid))
+
+    async def dispatch_control(self, req, src: int, client: ClientConn | None) -> tuple[int, bytes, bytes]:
+        handler = self._handlers.get(req.opcode)
+        if handler is None:
+            name = Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_ else str(req.opcode)
+            log.warning("Control %s not implemented", name)
+            return (-1, b"", b"")
+        try:
+            res = handler(self, req, src, client)
+            if hasattr(res, "__await__"):
+                res = await res
+        except Exception as e:
+            log.exception("Control %s failed", req.opcode)
+            return (-1, b"", str(e).encode())
+        if isinstance(res, int):
+            return (res, b"", b"")
+        if isinstance(res, bytes):
+            return (0, res, b"")
+        return res
+
+    # ------------------------------------------------------------------ clients
+
+    def client_packet(self, client: ClientConn, pkt) -> None:
+        if isinstance(pkt, P.ReqControl):
+            dest = pkt.destnode
+            if dest == CURRENT_NODE or dest == self.pnn:
+                self.spawn(self._serve_client_control, client, pkt)
+            elif dest in BROADCASTS:
+                if not pkt.flags & CTRL_FLAG_NOREPLY:
+                    self._reply_client(client, pkt.reqid, -1, b"", b"broadcast control needs NOREPLY")
+                    return
+                for pnn in self.broadcast_targets(dest):
+                    if pnn == self.pnn:
+                        self.spawn(self._serve_client_control, client, pkt)
+                    else:
+                        self.send_node(pnn, attrs.evolve(pkt, client_id=client.client_id, reqid=0))
+            else:
+                self._forward_control(client, pkt)
+        elif isinstance(pkt, P.ReqMessage):
+            self.send_message(pkt.destnode, pkt.srvid, pkt.data)
+        elif isinstance(pkt, P.ReqCall):
+            self._reply_client_error(client, pkt.reqid, "databases are not implemented yet")
+        else:
+            log.debug("client pid %d sent %s, ignored", client.pid, type(pkt).__name__)
+
+    def _forward_control(self, client: ClientConn, pkt) -> None:
+        dest = pkt.destnode
+        if dest not in self.flags or self.flags[dest] & NodeFlags.DELETED:
+            self._reply_client(client, pkt.reqid, -1, b"", b"ctdb_control to invalid node")
+            return
+        if not self.transport.is_connected(dest):
+            self._reply_client(client, pkt.reqid, -1, b"", b"ctdb_control to disconnected node")
+            return
+        if pkt.flags & CTRL_FLAG_NOREPLY:
+            self.send_node(dest, attrs.evolve(pkt, client_id=client.client_id))
+            return
+        reqid = next(self._reqids)
+        self._forwards[reqid] = _Forward(client, pkt.reqid, dest)
+        self.send_node(dest, attrs.evolve(pkt, client_id=client.client_id, reqid=reqid))
+
+    async def _serve_client_control(self, client: ClientConn, pkt) -> None:
+        req = attrs.evolve(pkt, client_id=client.client_id)
+        status, data, err = await self.dispatch_control(req, self.pnn, client)
+        if not pkt.flags & CTRL_FLAG_NOREPLY:
+            self._reply_client(client, pkt.reqid, status, data, err)
+
+    def _reply_client(self, client: ClientConn, reqid: int, status: int, data: bytes, err: bytes) -> None:
+        client.send(P.pack(P.ReplyControl(status=status, data=data, errmsg=err, reqid=reqid,
+                                          srcnode=self.pnn, destnode=self.pnn, generation=self.vnnmap.generation)))
+
+    def _reply_client_error(self, client: ClientConn, reqid: int, msg: str) -> None:
+        client.send(P.pack(P.ReplyError(status=-1, msg=msg.encode() + b"\0", reqid=reqid,
+                                        srcnode=self.pnn, destnode=self.pnn)))
+
+    def client_closed(self, client: ClientConn) -> None:
+        for srvid in client.srvids:
+            s = self._srvids.get(srvid)
+            if s:
+                s.discard(client)
+                if not s:
+                    del self._srvids[srvid]
+        for reqid, f in list(self._forwards.items()):
+            if f.client is client:
+                del self._forwards[reqid]
+
+    def register_srvid(self, client: ClientConn, srvid: int) -> None:
+        self._srvids.setdefault(srvid, set()).add(client)
+        client.srvids.add(srvid)
+        if srvid == Srvid.LEADER and self.election.leader != UNKNOWN_PNN:
+            # The ctdb tool waits for a LEADER broadcast; tell a new listener at once
+            # instead of making it wait up to a broadcast period.
+            raw = P.pack(P.ReqMessage(srvid=Srvid.LEADER, data=T.pack_u32(self.election.leader),
+                                      srcnode=self.election.leader, destnode=self.pnn,
+                                      generation=self.vnnmap.generation))
+            client.send(raw)
+
+    def deregister_srvid(self, client: ClientConn, srvid: int) -> bool:
+        s = self._srvids.get(srvid)
+        if not s or client not in s:
+            return False
+        s.discard(client)
+        client.srvids.discard(srvid)
+        if not s:
+            del self._srvids[srvid]
+        return True
+
+    # ------------------------------------------------------------------ startup, monitor
+
+    async def _startup_and_monitor(self) -> None:
+        await self._startup_ready.wait()
+        while True:
+            if not self.events or await self.events.run("startup"):
+                break
+            log.error("startup event failed, retrying in 1 s")
+            await anyio.sleep(1)
+        self.runstate = Runstate.RUNNING
+        log.log(NOTICE, "CTDB daemon is RUNNING")
+        for pnn in self.connected_pnns():
+            self.send_control_noreply(pnn, Opcode.STARTUP)
+        if self.events:
+            await self.events.monitor_loop(self)
+
+    def end_first_recovery(self) -> None:
+        if self.runstate == Runstate.FIRST_RECOVERY:
+            self.runstate = Runstate.STARTUP
+            self._startup_ready.set()
+
+    # ------------------------------------------------------------------ leader
+
+    async def _leader_loop(self) -> None:
+        while True:
+            self._leader_wake = anyio.Event()
+            with anyio.move_on_after(float(self.tunables.get("RecoverInterval"))):
+                await self._leader_wake.wait()
+            if not self.is_leader() or self.own_flags & INACTIVE:
+                self._takeover_requests.clear()
+                continue
+            if self.mutex is not None and not self.election.holds_lock:
+                continue
+            try:
+                await self._leader_round()
+            except ControlFailed as e:
+                log.warning("Leader round failed: %s; retrying", e)
+                await anyio.sleep(0.2)
+                self.poke_leader()
+            except Exception:
+                log.exception("Leader round crashed; retrying")
+                await anyio.sleep(0.5)
+
+    async def _collect_views(self) -> tuple[list[NodeView], dict[int, T.NodeMap]]:
+        views: dict[int, NodeView] = {}
+        maps: dict[int, T.NodeMap] = {}
+        views[self.pnn] = NodeView(self.pnn, True, self.own_flags, self.vnnmap.generation, int(self.recmode),
+                                   self.capabilities)
+
+        async def ask(pnn: int) -> None:
+            try:
+                nm = T.NodeMap.unpack(await self.control_ok(pnn, Opcode.GET_NODEMAP, timeout=POLL_TIMEOUT))
+                vm = T.VnnMap.unpack(await self.control_ok(pnn, Opcode.GETVNNMAP, timeout=POLL_TIMEOUT))
+                st, _, _ = await self.control(pnn, Opcode.GET_RECMODE, timeout=POLL_TIMEOUT)
+                caps = T.unpack_u32(await self.control_ok(pnn, Opcode.GET_CAPABILITIES, timeout=POLL_TIMEOUT))
+            except (ControlFailed, Exception) as e:
+                log.info("Could not poll node %d: %s", pnn, e)
+                return
+            own = next((n.flags for n in nm.nodes if n.pnn == pnn), self.flags[pnn])
+            maps[pnn] = nm
+            views[pnn] = NodeView(pnn, True, own, vm.generation, st, caps)
+
+        async with anyio.create_task_group() as tg:
+            for pnn in self.connected_pnns():
+                tg.start_soon(ask, pnn)
+        out = []
+        for n in self.nodes:
+            if n.deleted:
+                continue
+            out.append(views.get(n.pnn) or NodeView(n.pnn, False, self.flags[n.pnn], INVALID_GENERATION,
+                                                    int(RecMode.ACTIVE), 0))
+        return out, maps
+
+    async def _leader_round(self) -> None:
+        views, maps = await self._collect_views()
+        # Flag sync: node j's own flags are the truth; push them where they differ.
+        for v in views:
+            if not v.connected:
+                continue
+            if v.pnn != self.pnn:
+                self.modify_remote_flags(v.pnn, v.flags, self.flags[v.pnn])
+            for k, nm in maps.items():
+                seen = next((n.flags for n in nm.nodes if n.pnn == v.pnn), None)
+                if k != v.pnn and seen is not None and (seen & ~NodeFlags.DISCONNECTED) != (v.flags & ~NodeFlags.DISCONNECTED):
+                    self.send_control_noreply(
+                        k, Opcode.MODIFY_FLAGS, T.NodeFlagChange(pnn=v.pnn, new_flags=v.flags, old_flags=seen).pack()
+                    )
+        reason = recovery_reason(views, list(self.vnnmap.map), self.vnnmap.generation, self.pnn)
+        if self._force_recovery and reason is None:
+            reason = "this node became leader"
+        if reason:
+            await self._do_recovery(views, reason)
+        if self._takeover_requests:
+            await self._takeover_run()
+
+    async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:
+        errors: list[ControlFailed] = []
+
+        async def one(pnn: int) -> None:
+            try:
+                await self.control_ok(pnn, opcode, data, timeout=RECOVERY_STEP_TIMEOUT)
+            except ControlFailed as e:
+                errors.append(e)
+
+        async with anyio.create_task_group() as tg:
+            for p in pnns:
+                tg.start_soon(one, p)
+        if errors:
+            raise errors[0]
+
+    async def _do_recovery(self, views: list[NodeView], reason: str) -> None:
+        active = active_nodes(views)
+        log.log(NOTICE, "Starting recovery (%s), active nodes %s", reason, active)
+        t0 = time.time()
+        self.recovering = True
+        try:
+            gen = new_generation(avoid=self.vnnmap.generation)
+            vnn = plan_vnnmap(views, self.pnn)
+            await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.ACTIVE))
+            await self._all(active, Opcode.START_RECOVERY)
+            await self._all(active, Opcode.SETVNNMAP, T.VnnMap(generation=gen, map=tuple(vnn)).pack())
+            await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.NORMAL))
+            await self._all(active, Opcode.END_RECOVERY)
+        finally:
+            self.recovering = False
+        self._force_recovery = False
+        self.send_message(BROADCAST_CONNECTED, Srvid.RECONFIGURE, b"")
+        log.log(NOTICE, "Recovery complete in %.3f s, generation %d, vnnmap %s", time.time() - t0, gen, vnn)
+        await self._takeover_run()
+
+    async def _takeover_run(self) -> None:
+        """4.17's takeover run; public IPs come with issue #4, so for now only the
+        ipreallocated event runs on the active nodes, and requesters get their reply."""
+        requests, self._takeover_requests = self._takeover_requests, []
+        views_active = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
+        ok = True
+        try:
+            await self._all(sorted(views_active), Opcode.IPREALLOCATED)
+        except ControlFailed as e:
+            log.warning("Takeover run failed: %s", e)
+            ok = False
+        result = T.pack_i32(self.pnn if ok else -1)
+        for r in requests:
+            if r.srvid != 0:
+                self.send_message(r.pnn, r.srvid, result)
+
+
+def find_own_pnn(nodes: list, node_address) -> int:
+    """4.17: `[cluster] node address` if set, else the first nodes-file address this
+    host can bind to."""
+    if node_address is not None:
+        for n in nodes:
+            if not n.deleted and str(n.address) == str(node_address):
+                return n.pnn
+        raise SystemExit(f"ctdbd: node address {node_address} is not in the nodes file")
+    for n in nodes:
+        if n.deleted:
+            continue
+        fam = socket.AF_INET6 if n.address.version == 6 else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.bind((str(n.address), 0))
+            return n.pnn
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise SystemExit("ctdbd: no nodes-file address is local to this host")
