@@ -132,7 +132,8 @@ class Daemon:
             if n.deleted:
                 self.flags[n.pnn] = NodeFlags.DELETED | NodeFlags.DISCONNECTED
             elif n.pnn == pnn:
-                f = 0
+                # 4.17: a node starts unhealthy until its first good monitor run.
+                f = NodeFlags.UNHEALTHY if events is not None else 0
                 if start_as_disabled:
                     f |= NodeFlags.PERMANENTLY_DISABLED
                 if start_as_stopped:

@@ -1,0 +1,37 @@
+# One-command set-up on a fresh Debian 12 machine (run as root: namespaces need it).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+APT_PKGS := python3 python3-venv python3-pip iproute2 procps psmisc ctdb tdb-tools
+
+.PHONY: setup demo demo-down test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); fi
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]' -e contrib/localcluster -e contrib/example_plugin
+	touch $@
+
+# A 3-node cluster in network namespaces; it stays up until `make demo-down`.
+demo: setup
+	$(BIN)/python -m ctdb_localcluster.demo
+
+demo-down: setup
+	$(BIN)/localcluster down
+
+# The whole test suite, multi-node tests included (what CI runs).
+test: setup
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
+bench: setup
+	$(BIN)/python -m benchmarks.cluster
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from ctdb_localcluster.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""Reading a live cluster through the ctdb CLI, as an administrator would."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from ctdb_localcluster.cluster import LocalCluster
+
+
+def ctdb(lc: LocalCluster, pnn: int, *args: str, check: bool = True) -> str:
+    return lc.run(pnn, "ctdb", *args, check=check, timeout=30).stdout
+
+
+def status_rows(lc: LocalCluster, pnn: int) -> dict[int, dict[str, str]]:
+    """`ctdb -X status` on node pnn, by pnn."""
+    out = ctdb(lc, pnn, "-X", "status")
+    lines = [ln.strip("|").split("|") for ln in out.splitlines() if ln.startswith("|")]
+    head, rows = lines[0], lines[1:]
+    return {int(r[0]): dict(zip(head, r)) for r in rows}
+
+
+def leader_seen_by(lc: LocalCluster, pnn: int) -> str:
+    return ctdb(lc, pnn, "leader").strip()
+
+
+def generation(lc: LocalCluster, pnn: int) -> str:
+    m = re.search(r"^Generation:(\S+)$", ctdb(lc, pnn, "status"), re.M)
+    assert m, "no Generation line"
+    return m.group(1)
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> float:
+    t0 = time.monotonic()
+    last_exc: Exception | None = None
+    while time.monotonic() - t0 < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - t0
+        except Exception as e:  # a node may be briefly unreachable while it restarts
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def flag(lc: LocalCluster, observer: int, pnn: int, column: str) -> bool:
+    return status_rows(lc, observer)[pnn][column] == "1"
+
+
+def leaders(lc: LocalCluster, alive: list[int]) -> set[str]:
+    return {leader_seen_by(lc, p) for p in alive}
