@@ -302,6 +302,11 @@ class Daemon:
                 if e.new == self.pnn:
                     self._force_recovery = True
                     self.poke_leader()
+                elif e.new == UNKNOWN_PNN and self.recmode != RecMode.ACTIVE:
+                    # 4.17's force_election puts the nodes into recovery mode: without a
+                    # leader nobody may act, and only a leader's recovery ends it.
+                    log.log(NOTICE, "Recovery mode set to ACTIVE (no leader)")
+                    self.recmode = RecMode.ACTIVE
             elif isinstance(e, fx.NodeDead):
                 log.log(NOTICE, "Node %d is silent for %.1f s, declaring it dead", e.pnn, self.liveness.dead_after)
                 self.transport.drop(e.pnn, "keepalive timeout")

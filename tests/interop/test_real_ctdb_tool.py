@@ -38,7 +38,7 @@ def cluster(tmp_path_factory):
 
 def both(lc, *args: str, pnn: int = 0) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     env = {**os.environ, **lc.env(pnn)}
-    ours = os.path.join(os.path.dirname(os.path.realpath(__import__("sys").executable)), "ctdb")
+    ours = os.path.join(os.path.dirname(__import__("sys").executable), "ctdb")
     real = subprocess.run([REAL, *args], env=env, capture_output=True, text=True, timeout=30)
     mine = subprocess.run([ours, *args], env=env, capture_output=True, text=True, timeout=30)
     return real, mine
