@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interactive", action="store_true", help="stay in the foreground")
     p.add_argument("--socket", help="unix socket path (default $CTDB_SOCKET or <rundir>/ctdbd.socket)")
     p.add_argument("--pidfile", help="write the daemon's pid here")
+    p.add_argument("--socket-group", default=os.environ.get("CTDB_SOCKET_GROUP"),
+                   help="let this group use the unix socket too (mode 0770); default: root only (0700)")
     p.add_argument("--check-config", action="store_true", help="print the effective configuration or the errors, then exit")
     p.add_argument("--json", action="store_true", help="with --check-config or --plugins: JSON output")
     p.add_argument("--plugins", nargs="?", const="", default=None, metavar="A,B",
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         transport_plugin=transport_plugin,
         mutex_factory=lambda spec: make_cluster_mutex(spec, logger=logger),
         events=events,
+        socket_group=args.socket_group,
     )
     pidfile = args.pidfile
     if pidfile:
