@@ -1,4 +1,8 @@
-"""Where things live, as 4.17's common/path.c decides it."""
+"""Where ctdbd finds its files: the rules of 4.17 common/path.c.
+
+``CTDB_TEST_MODE=yes`` moves run and var below ``$CTDB_BASE`` so that several
+daemons (the local cluster, the tests) can run on one machine without root.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +11,54 @@ from collections.abc import Mapping
 
 import attrs
 
+DEFAULT_ETC_DIR = "/etc/ctdb"
+DEFAULT_RUN_DIR = "/run/ctdb"
+DEFAULT_VAR_DIR = "/var/lib/ctdb"
+DEFAULT_HELPER_DIR = "/usr/libexec/ctdb"
+
 
 @attrs.frozen
 class Paths:
-    etc_dir: str
-    run_dir: str
-    var_dir: str
-    socket: str
-    helper_dir: str = "/usr/libexec/ctdb"
+    etc_dir: str = DEFAULT_ETC_DIR
+    run_dir: str = DEFAULT_RUN_DIR
+    var_dir: str = DEFAULT_VAR_DIR
+    socket: str = os.path.join(DEFAULT_RUN_DIR, "ctdbd.socket")
+    helper_dir: str = DEFAULT_HELPER_DIR
+
+    def etc(self, name: str) -> str:
+        """A file in the etc dir, e.g. ``paths.etc("nodes")``."""
+        return os.path.join(self.etc_dir, name)
 
     @property
     def ctdb_conf(self) -> str:
-        return os.path.join(self.etc_dir, "ctdb.conf")
+        return self.etc("ctdb.conf")
 
     @property
     def nodes(self) -> str:
-        return os.path.join(self.etc_dir, "nodes")
+        return self.etc("nodes")
 
     @property
     def public_addresses(self) -> str:
-        return os.path.join(self.etc_dir, "public_addresses")
+        return self.etc("public_addresses")
 
     @property
     def tunables(self) -> str:
-        return os.path.join(self.etc_dir, "ctdb.tunables")
+        return self.etc("ctdb.tunables")
 
 
 def default_paths(env: Mapping[str, str] = os.environ) -> Paths:
-    """CTDB_BASE (default /etc/ctdb); with CTDB_TEST_MODE=yes run and var dirs move
-    under CTDB_BASE as in 4.17; CTDB_SOCKET overrides the socket."""
-    etc = env.get("CTDB_BASE") or "/etc/ctdb"
-    if env.get("CTDB_TEST_MODE", "").lower() in ("yes", "true", "1"):
-        run, var = os.path.join(etc, "run"), os.path.join(etc, "var")
+    etc_dir = env.get("CTDB_BASE") or DEFAULT_ETC_DIR
+    if env.get("CTDB_TEST_MODE") == "yes":
+        run_dir = os.path.join(etc_dir, "run")
+        var_dir = os.path.join(etc_dir, "var")
     else:
-        run, var = "/run/ctdb", "/var/lib/ctdb"
-    sock = env.get("CTDB_SOCKET") or os.path.join(run, "ctdbd.socket")
-    return Paths(etc_dir=etc, run_dir=run, var_dir=var, socket=sock)
+        run_dir = DEFAULT_RUN_DIR
+        var_dir = DEFAULT_VAR_DIR
+    socket = env.get("CTDB_SOCKET") or os.path.join(run_dir, "ctdbd.socket")
+    return Paths(
+        etc_dir=etc_dir,
+        run_dir=run_dir,
+        var_dir=var_dir,
+        socket=socket,
+        helper_dir=DEFAULT_HELPER_DIR,
+    )

@@ -1,5 +1,9 @@
-"""`public_addresses`: `addr/mask iface[,iface]` per line (4.17), IPv4 and IPv6.
-A line without an interface takes the seed's CTDB_PUBLIC_INTERFACE when given."""
+"""``public_addresses``: ``ADDR/BITS IFACE[,IFACE...]`` per line (reference §5.1).
+
+4.17 requires the interface list. The 2009-era format let it default to
+``CTDB_PUBLIC_INTERFACE``; callers pass that as ``default_iface`` when they read a
+legacy sysconfig, and only then may a line omit it.
+"""
 
 from __future__ import annotations
 
@@ -8,62 +12,90 @@ import re
 
 import attrs
 
-from ctdbcore.config.errors import Collector, ConfigError, ConfigErrors
+from ctdbcore.config.convert import IPAddress
+from ctdbcore.config.errors import ConfigErrors, ErrorCollector
 
-_IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+#: Linux IFNAMSIZ - 1; a longer name could never be configured on the host.
+MAX_IFACE_LEN = 15
+_IFACE_RE = re.compile(r"^[^\s,/:]+$")
 
 
 @attrs.frozen
 class PublicAddress:
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ip: IPAddress
     prefixlen: int
     ifaces: tuple[str, ...]
+    line: int | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.ip}/{self.prefixlen} {','.join(self.ifaces)}"
 
 
-def parse_public_addresses_text(text: str, path: str | None = None, *, default_iface: str | None = None) -> tuple[PublicAddress, ...]:
-    errs = Collector(path)
-    out: list[PublicAddress] = []
-    seen: dict[object, int] = {}
-    for no, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+def _parse_ifaces(text: str, lineno: int, errors: ErrorCollector) -> tuple[str, ...] | None:
+    ifaces = tuple(text.split(","))
+    for name in ifaces:
+        if not name:
+            errors.add(lineno, f"empty interface name in {text!r}")
+            return None
+        if not _IFACE_RE.match(name) or len(name) > MAX_IFACE_LEN:
+            errors.add(lineno, f"invalid interface name {name!r}")
+            return None
+    if len(set(ifaces)) != len(ifaces):
+        errors.add(lineno, f"interface listed twice in {text!r}")
+        return None
+    return ifaces
+
+
+def parse_public_addresses_text(
+    text: str, path: str | None = "public_addresses", *, default_iface: str | None = None
+) -> tuple[PublicAddress, ...]:
+    errors = ErrorCollector(path)
+    result: list[PublicAddress] = []
+    seen: dict[IPAddress, int] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
             continue
-        parts = line.split()
-        if len(parts) > 2:
-            errs.add(no, f"expected 'address/mask interface[,interface]', got {line!r}")
+        fields = line.split()
+        if len(fields) > 2:
+            errors.add(lineno, f"unexpected text after the interface list: {' '.join(fields[2:])!r}")
             continue
+        addr_text, _, bits_text = fields[0].partition("/")
         try:
-            iface = ipaddress.ip_interface(parts[0])
+            ip = ipaddress.ip_address(addr_text)
         except ValueError:
-            errs.add(no, f"{parts[0]!r} is not an address/mask")
+            errors.add(lineno, f"invalid public address {addr_text!r}")
             continue
-        if "/" not in parts[0]:
-            errs.add(no, f"{parts[0]!r} has no /mask")
+        if not bits_text:
+            errors.add(lineno, f"missing netmask bits in {fields[0]!r} (write ADDR/BITS)")
             continue
-        if len(parts) == 2:
-            ifaces = tuple(parts[1].split(","))
+        if not (bits_text.isascii() and bits_text.isdigit()) or int(bits_text) > ip.max_prefixlen:
+            errors.add(lineno, f"invalid netmask bits {bits_text!r} for {ip} (0-{ip.max_prefixlen})")
+            continue
+        if len(fields) == 2:
+            ifaces = _parse_ifaces(fields[1], lineno, errors)
+            if ifaces is None:
+                continue
         elif default_iface:
             ifaces = (default_iface,)
         else:
-            errs.add(no, f"{parts[0]}: no interface given (and no CTDB_PUBLIC_INTERFACE)")
+            errors.add(lineno, f"missing interface for {fields[0]} (4.17 requires 'ADDR/BITS IFACE[,IFACE...]')")
             continue
-        bad = [i for i in ifaces if not _IFACE.match(i)]
-        if bad:
-            errs.add(no, f"bad interface name {bad[0]!r}")
+        if ip in seen:
+            errors.add(lineno, f"duplicate public address {ip} (already on line {seen[ip]})")
             continue
-        if iface.ip in seen:
-            errs.add(no, f"{iface.ip} is listed twice (also line {seen[iface.ip]})")
-            continue
-        seen[iface.ip] = no
-        out.append(PublicAddress(iface.ip, iface.network.prefixlen, ifaces))
-    errs.raise_if_any()
-    return tuple(out)
+        seen[ip] = lineno
+        result.append(PublicAddress(ip, int(bits_text), ifaces, lineno))
+    errors.raise_if_any()
+    return tuple(result)
 
 
 def parse_public_addresses_file(path: str, *, default_iface: str | None = None) -> tuple[PublicAddress, ...]:
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             text = f.read()
-    except OSError as e:
-        raise ConfigErrors([ConfigError(path, None, f"cannot read: {e.strerror}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        errors = ErrorCollector(path)
+        errors.add(None, f"cannot read: {exc}")
+        raise ConfigErrors(errors.errors) from exc
     return parse_public_addresses_text(text, path, default_iface=default_iface)

@@ -1,126 +1,225 @@
-"""The seed paper's `/etc/sysconfig/ctdb` (shell `KEY=value`), mapped onto ctdb.conf.
+"""The 2009-era ``/etc/sysconfig/ctdb`` the seed paper configures ctdb with.
 
-4.17 dropped this file (doc/examples/config_migrate.sh shows where each variable
-went); administrators of older clusters still have one, so we read it as an overlay.
+4.17 no longer reads it (reference §7.2); we translate each variable to its 4.17
+home so old setups start unchanged: ctdb.conf settings, the nodes and
+public_addresses paths, the default public interface, the managed services
+(4.17: enabled event scripts) and ``CTDB_SET_<Tunable>``. Values are checked here,
+so a bad one is reported at its line in this file, not later in ctdb.conf terms.
+
+The file is shell, but only ``[export] KEY=value`` assignments (quotes and
+trailing ``# comments`` allowed) are understood; no expansion is done.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 
 import attrs
 
-from ctdbcore.config.ctdbconf import parse_bool, parse_log_level
-from ctdbcore.config.errors import Collector, ConfigError, ConfigErrors
-from ctdbcore.config.tunables import BY_NAME
+from ctdbcore.config.convert import parse_bool, parse_int
+from ctdbcore.config.ctdbconf import parse_field_value
+from ctdbcore.config.errors import ConfigErrors, ErrorCollector
+from ctdbcore.config.tunables import U32_MAX, lookup
 
-SERVICES = ("samba", "winbind", "nfs", "vsftpd", "httpd", "iscsi")
-# variable -> (section, option, kind)
-CONF_VARS = {
-    "CTDB_RECOVERY_LOCK": ("cluster", "cluster_lock", "str"),
-    "CTDB_NODE_ADDRESS": ("cluster", "node_address", "str"),
-    "CTDB_TRANSPORT": ("cluster", "transport", "str"),
-    "CTDB_DBDIR": ("database", "volatile_database_directory", "str"),
-    "CTDB_DBDIR_PERSISTENT": ("database", "persistent_database_directory", "str"),
-    "CTDB_DBDIR_STATE": ("database", "state_database_directory", "str"),
-    "CTDB_LOGFILE": ("logging", "location", "file"),
-    "CTDB_LOGGING": ("logging", "location", "str"),
-    "CTDB_DEBUGLEVEL": ("logging", "log_level", "level"),
-    "CTDB_CAPABILITY_RECMASTER": ("cluster", "leader_capability", "bool"),
-    "CTDB_CAPABILITY_LMASTER": ("legacy", "lmaster_capability", "bool"),
-    "CTDB_START_AS_DISABLED": ("legacy", "start_as_disabled", "bool"),
-    "CTDB_START_AS_STOPPED": ("legacy", "start_as_stopped", "bool"),
-    "CTDB_NOSETSCHED": ("legacy", "realtime_scheduling", "notbool"),
-    "CTDB_SCRIPT_LOG_LEVEL": ("legacy", "script_log_level", "level"),
-    "CTDB_DEBUG_HUNG_SCRIPT": ("event", "debug_script", "str"),
-    "CTDB_DEBUG_LOCKS": ("database", "lock_debug_script", "str"),
+# Variable -> (section, ctdb.conf key, transform of the value).
+_direct = lambda v: v  # noqa: E731
+_negate = lambda v: "false" if parse_bool(v) else "true"  # noqa: E731
+_yesno = lambda v: "true" if parse_bool(v) else "false"  # noqa: E731
+
+
+def _old_log_level(value: str) -> str:
+    # Old configs used syslog-ish names as well: ERR, WARN, DEBUG…
+    upper = value.strip().upper()
+    return {"ERR": "ERROR", "WARN": "WARNING"}.get(upper, value)
+
+
+def _dbdir(value: str) -> str:
+    if value.strip() == "tmpfs":
+        raise ValueError("CTDB_DBDIR=tmpfs is not supported (4.17 removed it); mount a tmpfs and give its path")
+    return value
+
+
+CONF_VARIABLES: dict[str, tuple[str, str, Any]] = {
+    "CTDB_RECOVERY_LOCK": ("cluster", "cluster lock", _direct),
+    "CTDB_NODE_ADDRESS": ("cluster", "node address", _direct),
+    "CTDB_TRANSPORT": ("cluster", "transport", _direct),
+    "CTDB_CAPABILITY_RECMASTER": ("cluster", "leader capability", _yesno),
+    "CTDB_DBDIR": ("database", "volatile database directory", _dbdir),
+    "CTDB_DBDIR_PERSISTENT": ("database", "persistent database directory", _direct),
+    "CTDB_DBDIR_STATE": ("database", "state database directory", _direct),
+    "CTDB_DEBUG_LOCKS": ("database", "lock debug script", _direct),
+    "CTDB_DEBUG_HUNG_SCRIPT": ("event", "debug script", _direct),
+    "CTDB_DEBUGLEVEL": ("logging", "log level", _old_log_level),
+    "CTDB_CAPABILITY_LMASTER": ("legacy", "lmaster capability", _yesno),
+    "CTDB_START_AS_DISABLED": ("legacy", "start as disabled", _yesno),
+    "CTDB_START_AS_STOPPED": ("legacy", "start as stopped", _yesno),
+    "CTDB_NOSETSCHED": ("legacy", "realtime scheduling", _negate),
+    "CTDB_SCRIPT_LOG_LEVEL": ("legacy", "script log level", _old_log_level),
 }
-REMOVED = {"CTDB_BASE", "CTDB_PIDFILE", "CTDB_SOCKET", "CTDB_EVENT_SCRIPT_DIR", "CTDB_NOTIFY_SCRIPT",
-           "CTDB_MAX_PERSISTENT_CHECK_ERRORS", "CTDB_SHUTDOWN_TIMEOUT", "CTDB_MONITOR_SWAP_USAGE", "CTDB_SYSLOG"}
-_ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+#: CTDB_MANAGES_<X> -> service name (4.17: the event script to enable)
+MANAGES_VARIABLES = {
+    "CTDB_MANAGES_SAMBA": "samba",
+    "CTDB_MANAGES_WINBIND": "winbind",
+    "CTDB_MANAGES_NFS": "nfs",
+    "CTDB_MANAGES_VSFTPD": "vsftpd",
+    "CTDB_MANAGES_HTTPD": "httpd",
+    "CTDB_MANAGES_ISCSI": "iscsi",
+}
+
+#: Gone in 4.17 with nothing to translate to; reported and ignored.
+REMOVED_VARIABLES = frozenset({
+    "CTDB_BASE", "CTDB_PIDFILE", "CTDB_SOCKET", "CTDB_EVENT_SCRIPT_DIR", "CTDB_NOTIFY_SCRIPT",
+    "CTDB_MAX_PERSISTENT_CHECK_ERRORS", "CTDB_SHUTDOWN_TIMEOUT", "CTDB_MONITOR_SWAP_USAGE",
+})
+
+_LOGGING_VARIABLES = ("CTDB_LOGGING", "CTDB_SYSLOG", "CTDB_LOGFILE")
+_ASSIGN_RE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
-@attrs.define
+@attrs.frozen
 class Sysconfig:
-    conf: dict[tuple[str, str], object] = attrs.field(factory=dict)
+    path: str | None = None
+    #: ctdb.conf section -> {key: parsed value}, applied over ctdb.conf
+    overrides: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     nodes_path: str | None = None
     public_addresses_path: str | None = None
     public_interface: str | None = None
-    managed_services: set[str] = attrs.field(factory=set)
+    managed_services: frozenset[str] = frozenset()
+    #: canonical tunable name -> value (CTDB_SET_<Tunable>)
     tunables: dict[str, int] = attrs.field(factory=dict)
-    script_options: dict[str, str] = attrs.field(factory=dict)
-    warnings: list[str] = attrs.field(factory=list)
+    #: every assignment as written, for diagnostics
+    variables: dict[str, str] = attrs.field(factory=dict)
+    warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
 
 
-def parse_sysconfig_text(text: str, path: str | None = None) -> Sysconfig:
-    errs = Collector(path)
-    sc = Sysconfig()
-    for no, raw in enumerate(text.splitlines(), 1):
+def _read_assignments(text: str, errors: ErrorCollector) -> dict[str, tuple[str, int]]:
+    found: dict[str, tuple[str, int]] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        m = _ASSIGN.match(line)
+        m = _ASSIGN_RE.match(line)
         if not m:
-            errs.add(no, f"expected VARIABLE=value, got {line!r}")
+            errors.add(lineno, f"syntax error: expected KEY=value, got {line!r}")
             continue
-        var, rhs = m.groups()
         try:
-            words = shlex.split(rhs, comments=True)
-        except ValueError as e:
-            errs.add(no, f"{var}: {e}")
+            words = shlex.split(m.group(2), comments=True, posix=True)
+        except ValueError as exc:
+            errors.add(lineno, f"syntax error in value of {m.group(1)}: {exc}")
             continue
-        value = " ".join(words)
+        if len(words) > 1:
+            errors.add(lineno, f"value of {m.group(1)} has unquoted spaces; quote it")
+            continue
+        found[m.group(1)] = (words[0] if words else "", lineno)  # later lines win, as in sh
+    return found
+
+
+def parse_sysconfig_text(text: str, path: str | None = "sysconfig") -> Sysconfig:
+    errors = ErrorCollector(path)
+    where = path or "sysconfig"
+    warnings: list[str] = []
+    assigns = _read_assignments(text, errors)
+    overrides: dict[str, dict[str, Any]] = {}
+    services: set[str] = set()
+    tunables: dict[str, int] = {}
+
+    def set_conf(section: str, key: str, raw: str, lineno: int, var: str) -> None:
         try:
-            if var in CONF_VARS:
-                section, opt, kind = CONF_VARS[var]
-                if kind == "bool":
-                    v: object = parse_bool(value)
-                elif kind == "notbool":
-                    v = not parse_bool(value)
-                elif kind == "level":
-                    v = parse_log_level(value)
-                elif kind == "file":
-                    v = f"file:{value}"
-                else:
-                    v = value
-                if var == "CTDB_LOGGING" and value.startswith("syslog") is False and not value.startswith("file:"):
-                    raise ValueError(f"{value!r} is not a log location")
-                sc.conf[(section, opt)] = v
-            elif var == "CTDB_NODES":
-                sc.nodes_path = value
-            elif var == "CTDB_PUBLIC_ADDRESSES":
-                sc.public_addresses_path = value
-            elif var == "CTDB_PUBLIC_INTERFACE":
-                sc.public_interface = value
-            elif var.startswith("CTDB_MANAGES_"):
-                svc = var[len("CTDB_MANAGES_"):].lower()
-                if svc not in SERVICES:
-                    sc.warnings.append(f"{path}:{no}: unknown service in {var}")
-                elif parse_bool(value):
-                    sc.managed_services.add(svc)
-            elif var == "CTDB_MANAGED_SERVICES":
-                sc.managed_services.update(w.lower() for w in words)
-            elif var.startswith("CTDB_SET_"):
-                name = var[len("CTDB_SET_"):]
-                t = BY_NAME.get(name.lower())
-                if t is None:
-                    raise ValueError(f"unknown tunable {name!r}")
-                sc.tunables[t.name] = int(value, 0)
-            elif var in REMOVED:
-                sc.warnings.append(f"{path}:{no}: {var} is no longer used (removed in CTDB 4.9+)")
-            elif var.startswith("CTDB_"):
-                sc.script_options[var] = value  # a script option, e.g. CTDB_SAMBA_SKIP_SHARE_CHECK
-        except ValueError as e:
-            errs.add(no, f"{var}: {e}")
-    errs.raise_if_any()
-    return sc
+            overrides.setdefault(section, {})[key] = parse_field_value(section, key, raw)
+        except ValueError as exc:
+            errors.add(lineno, f"invalid {var}={raw!r}: {exc}")
+
+    for var, (value, lineno) in assigns.items():
+        if var in CONF_VARIABLES:
+            section, key, transform = CONF_VARIABLES[var]
+            if value == "":
+                continue  # VAR= means unset, as the old init script treated it
+            try:
+                set_conf(section, key, transform(value), lineno, var)
+            except ValueError as exc:
+                errors.add(lineno, f"invalid {var}={value!r}: {exc}")
+        elif var in MANAGES_VARIABLES:
+            try:
+                if value and parse_bool(value):
+                    services.add(MANAGES_VARIABLES[var])
+            except ValueError:
+                errors.add(lineno, f"invalid {var}={value!r}: expected yes or no")
+        elif var == "CTDB_MANAGED_SERVICES":
+            services.update(value.replace(",", " ").split())
+        elif var.startswith("CTDB_SET_"):
+            name = var[len("CTDB_SET_"):]
+            t = lookup(name)
+            if t is None:
+                errors.add(lineno, f"unknown tunable {name!r} in {var}")
+                continue
+            try:
+                number = parse_int(value)
+                if not 0 <= number <= U32_MAX:
+                    raise ValueError
+            except ValueError:
+                errors.add(lineno, f"invalid {var}={value!r}: expected an integer 0-{U32_MAX}")
+                continue
+            if t.obsolete:
+                # Old configs often set tunables that later became no-ops; 4.17
+                # would refuse them in ctdb.tunables, but a seed config must still start.
+                warnings.append(f"{where}:{lineno}: {var}: tunable {t.name} is obsolete, ignored")
+                continue
+            tunables[t.name] = number
+        elif var in REMOVED_VARIABLES:
+            warnings.append(f"{where}:{lineno}: {var} was removed in CTDB 4.17 and is ignored")
+        elif var in _LOGGING_VARIABLES or var in ("CTDB_NODES", "CTDB_PUBLIC_ADDRESSES", "CTDB_PUBLIC_INTERFACE"):
+            pass  # handled below
+        elif var.startswith("CTDB_"):
+            warnings.append(
+                f"{where}:{lineno}: {var} is not a daemon setting in CTDB 4.17 "
+                "(event script options belong in script.options); ignored"
+            )
+
+    # Logging: CTDB_LOGGING (4.x) beats CTDB_SYSLOG=yes beats CTDB_LOGFILE.
+    location: tuple[str, int, str] | None = None
+    if "CTDB_LOGFILE" in assigns and assigns["CTDB_LOGFILE"][0]:
+        value, lineno = assigns["CTDB_LOGFILE"]
+        location = ("file:" + value, lineno, "CTDB_LOGFILE")
+    if "CTDB_SYSLOG" in assigns and assigns["CTDB_SYSLOG"][0]:
+        value, lineno = assigns["CTDB_SYSLOG"]
+        try:
+            if parse_bool(value):
+                location = ("syslog", lineno, "CTDB_SYSLOG")
+        except ValueError:
+            errors.add(lineno, f"invalid CTDB_SYSLOG={value!r}: expected yes or no")
+    if "CTDB_LOGGING" in assigns and assigns["CTDB_LOGGING"][0]:
+        value, lineno = assigns["CTDB_LOGGING"]
+        location = (value, lineno, "CTDB_LOGGING")
+    if location is not None:
+        set_conf("logging", "location", location[0], location[1], location[2])
+
+    def path_var(var: str) -> str | None:
+        value = assigns.get(var, ("", 0))[0]
+        return value or None
+
+    errors.raise_if_any()
+    return Sysconfig(
+        path=path,
+        overrides=overrides,
+        nodes_path=path_var("CTDB_NODES"),
+        public_addresses_path=path_var("CTDB_PUBLIC_ADDRESSES"),
+        public_interface=path_var("CTDB_PUBLIC_INTERFACE"),
+        managed_services=frozenset(services),
+        tunables=tunables,
+        variables={var: value for var, (value, _) in assigns.items()},
+        warnings=tuple(warnings),
+    )
 
 
 def parse_sysconfig(path: str) -> Sysconfig:
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             text = f.read()
-    except OSError as e:
-        raise ConfigErrors([ConfigError(path, None, f"cannot read: {e.strerror}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        errors = ErrorCollector(path)
+        errors.add(None, f"cannot read: {exc}")
+        raise ConfigErrors(errors.errors) from exc
     return parse_sysconfig_text(text, path)

@@ -27,9 +27,12 @@ def lc(local_cluster):
 
 def test_garbage_from_unknown_address_is_refused(lc) -> None:
     s = socket.create_connection((lc.address(0), CTDB_PORT), source_address=("127.0.0.99", 0), timeout=5)
-    s.sendall(b"\xff" * 64)
-    s.settimeout(5)
-    assert s.recv(10) == b""  # closed on us
+    try:
+        s.sendall(b"\xff" * 64)
+        s.settimeout(5)
+        assert s.recv(10) == b""  # closed on us
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # closed on us before or while we wrote
     s.close()
     assert lc.running(0) and "OK (THIS NODE)" in ctdb(lc, 0, "status")
 
