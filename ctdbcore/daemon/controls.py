@@ -194,12 +194,79 @@ def get_dbmap(d, req, src, client):
 
 @control(Opcode.GET_IFACES, 0)
 def get_ifaces(d, req, src, client):
-    return T.IfaceList(ifaces=()).pack()
+    return d.public_ips.iface_list().pack()
 
 
 @control(Opcode.GET_PUBLIC_IPS)
 def get_public_ips(d, req, src, client):
-    return T.PublicIpList(ips=()).pack()
+    return d.public_ips.public_ip_list(req.flags).pack()
+
+
+@control(Opcode.GET_PUBLIC_IP_INFO)
+def get_public_ip_info(d, req, src, client):
+    try:
+        addr = T.SockAddr.unpack(req.data)
+    except ValueError:
+        return -1
+    info = d.public_ips.ip_info(addr.ip)
+    if info is None:
+        return (-1, b"", f"IP {addr.ip} is not a public address of this node".encode())
+    return info.pack()
+
+
+@control(Opcode.SET_IFACE_LINK_STATE, 24)
+def set_iface_link_state(d, req, src, client):
+    i = T.Iface.unpack(req.data)
+    if not d.public_ips.set_link(i.name, bool(i.link_state)):
+        return (-1, b"", f"interface {i.name} not found".encode())
+    d.poke_leader_takeover()
+    return 0
+
+
+@control(Opcode.RELEASE_IP, 32)
+async def release_ip(d, req, src, client):
+    pip = T.PublicIp.unpack(req.data)
+    status, why = await d.public_ips.release(pip.pnn, pip.addr.ip)
+    return (status, b"", why.encode())
+
+
+@control(Opcode.TAKEOVER_IP, 32)
+async def takeover_ip(d, req, src, client):
+    pip = T.PublicIp.unpack(req.data)
+    status, why = await d.public_ips.takeover(pip.pnn, pip.addr.ip)
+    return (status, b"", why.encode())
+
+
+@control(Opcode.ADD_PUBLIC_IP)
+def add_public_ip(d, req, src, client):
+    a = T.AddrInfo.unpack(req.data)
+    ifaces = tuple(x for x in a.iface.split(",") if x)
+    if not ifaces:
+        return (-1, b"", b"no interface given")
+    if not d.public_ips.add(a.addr.ip, a.mask, ifaces):
+        return (-1, b"", f"IP {a.addr.ip} is already a public address".encode())
+    d.poke_leader_takeover()
+    return 0
+
+
+@control(Opcode.DEL_PUBLIC_IP)
+async def del_public_ip(d, req, src, client):
+    a = T.AddrInfo.unpack(req.data)
+    v = d.public_ips.find(a.addr.ip)
+    if v is None:
+        return (-1, b"", f"IP {a.addr.ip} is not a public address".encode())
+    if v.active_iface is not None:
+        status, why = await d.public_ips.release(0xFFFFFFFF, v.ip)
+        if status != 0:
+            return (status, b"", why.encode())
+    d.public_ips.vnns.remove(v)
+    d.poke_leader_takeover()
+    return 0
+
+
+@control(Opcode.RELOAD_PUBLIC_IPS, 0)
+async def reload_public_ips(d, req, src, client):
+    return await d.reload_public_ips()
 
 
 # -- tunables ---------------------------------------------------------------------
@@ -447,3 +514,51 @@ def set_lmasterrole(d, req, src, client):
 
 
 _ = (UNKNOWN_PNN, Runstate)
+
+
+# -- tickles ------------------------------------------------------------------------
+
+
+@control(Opcode.TCP_CLIENT, 56)
+def tcp_client(d, req, src, client):
+    return d.tickles.client_connection(client, T.Connection.unpack(req.data))
+
+
+@control(Opcode.TCP_ADD, 56)
+def tcp_add(d, req, src, client):
+    d.tickles.add(T.Connection.unpack(req.data))
+    return 0
+
+
+@control(Opcode.TCP_ADD_DELAYED_UPDATE, 56)
+def tcp_add_delayed_update(d, req, src, client):
+    conn = T.Connection.unpack(req.data)
+    if not d.tickles.add(conn):
+        return -1
+    for pnn in d.connected_pnns():
+        d.send_control_noreply(pnn, Opcode.TCP_ADD, conn.pack())
+    return 0
+
+
+@control(Opcode.TCP_REMOVE, 56)
+def tcp_remove(d, req, src, client):
+    conn = T.Connection.unpack(req.data)
+    d.tickles.remove(conn)
+    if src == d.pnn:
+        for pnn in d.connected_pnns():
+            d.send_control_noreply(pnn, Opcode.TCP_REMOVE, conn.pack())
+    return 0
+
+
+@control(Opcode.GET_TCP_TICKLE_LIST, 28)
+def get_tcp_tickle_list(d, req, src, client):
+    addr = T.SockAddr.unpack(req.data)
+    if d.public_ips.find(addr.ip) is None:
+        return -1
+    return d.tickles.list_for(addr).pack()
+
+
+@control(Opcode.SET_TCP_TICKLE_LIST)
+def set_tcp_tickle_list(d, req, src, client):
+    d.tickles.set_list(T.TickleList.unpack(req.data))
+    return 0

@@ -107,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     pnn = find_own_pnn(list(config.nodes), conf.cluster.node_address)
+    allocator = None
+    if not conf.failover.disabled and config.public_addresses:
+        from ctdbcore.daemon.ipalloc_glue import make_allocator
+
+        try:
+            allocator = make_allocator(config.tunables)
+        except PluginLoadError as e:
+            logger.error("%s", e)
+            print(f"ctdbd: {e}", file=sys.stderr)
+            return 1
     events = EventHost(pm, tunables=config.tunables, run_dir=run_dir, pnn=pnn, config=config, logger=logger)
     daemon = Daemon(
         pnn=pnn,
@@ -124,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         mutex_factory=lambda spec: make_cluster_mutex(spec, logger=logger),
         events=events,
         socket_group=args.socket_group,
+        public_addresses=config.public_addresses,
+        failover_disabled=conf.failover.disabled,
+        allocator=allocator,
+        public_addresses_path=paths.public_addresses,
+        public_interface=None,
     )
     pidfile = args.pidfile
     if pidfile:

@@ -105,6 +105,11 @@ class Daemon:
         events=None,
         port: int = CTDB_PORT,
         socket_group: str | None = None,
+        public_addresses=(),
+        failover_disabled: bool = False,
+        allocator=None,
+        public_addresses_path: str | None = None,
+        public_interface: str | None = None,
     ) -> None:
         self.pnn = pnn
         self.nodes = list(nodes)
@@ -173,6 +178,18 @@ class Daemon:
         self._startup_ready = anyio.Event()
         self._force_recovery = False
         self._takeover_requests: list[T.SrvidMessage] = []
+        self._takeover_failed = False
+        self._takeover_done_key: tuple = ()
+        self.failover_disabled = failover_disabled
+        self.public_addresses_path = public_addresses_path
+        self.public_interface = public_interface
+        self.allocator = allocator
+        from ctdbcore.daemon.publicips import PublicIPs
+
+        self.public_ips = PublicIPs(self, public_addresses)
+        from ctdbcore.daemon.tickles import Tickles
+
+        self.tickles = Tickles(self)
         self._shutdown = anyio.Event()
         self.recovering = False
         from ctdbcore.daemon.controls import HANDLERS
@@ -249,12 +266,43 @@ class Daemon:
         self._apply(self.election.set_can_lead(self._can_lead(), self.own_flags, _now()))
         self.poke_leader()
 
+    def poke_leader_takeover(self) -> None:
+        """Ask the leader for a takeover run, as 4.17 does on a health change."""
+        self.send_message(BROADCAST_CONNECTED, Srvid.TAKEOVER_RUN, T.SrvidMessage(pnn=self.pnn, srvid=0).pack())
+
+    async def reload_public_ips(self) -> tuple[int, bytes, bytes]:
+        from ctdbcore.config.errors import ConfigErrors
+        from ctdbcore.config.public_addresses import parse_public_addresses_file
+
+        path = self.public_addresses_path
+        if not path:
+            return (-1, b"", b"no public addresses file")
+        try:
+            wanted = parse_public_addresses_file(path, default_iface=self.public_interface) if os.path.exists(path) else ()
+        except ConfigErrors as e:
+            log.error("Not reloading public addresses: %s", e)
+            return (-1, b"", str(e).encode())
+        keep = {a.ip for a in wanted}
+        for v in list(self.public_ips.vnns):
+            if v.ip not in keep:
+                if v.active_iface is not None:
+                    await self.public_ips.release(0xFFFFFFFF, v.ip)
+                self.public_ips.vnns.remove(v)
+                log.log(NOTICE, "Public address %s removed by reload", v.ip)
+        for a in wanted:
+            if self.public_ips.add(a.ip, a.prefixlen, tuple(a.ifaces)):
+                log.log(NOTICE, "Public address %s/%d added by reload", a.ip, a.prefixlen)
+        self.poke_leader_takeover()
+        return (0, b"", b"")
+
     def request_shutdown(self) -> None:
         self._shutdown.set()
 
     async def _do_shutdown(self) -> None:
         log.log(NOTICE, "Shutdown sequence commencing")
         self.runstate = Runstate.SHUTDOWN
+        with anyio.move_on_after(float(self.tunables.get("EventScriptTimeout")) + 1):
+            await self.public_ips.release_all("shutdown")
         if self.events:
             with anyio.move_on_after(float(self.tunables.get("EventScriptTimeout")) + 1):
                 await self.events.run("shutdown")
@@ -353,6 +401,7 @@ class Daemon:
             # 4.17 ctdb_node_become_inactive: drop out of the cluster's generation.
             self.vnnmap = T.VnnMap(generation=INVALID_GENERATION, map=self.vnnmap.map)
             self.recmode = RecMode.ACTIVE
+            self.spawn(self.public_ips.release_all, "node became inactive")
         change = T.NodeFlagChange(pnn=self.pnn, new_flags=new, old_flags=old).pack()
         for pnn in self.connected_pnns():
             self.send_control_noreply(pnn, Opcode.MODIFY_FLAGS, change)
@@ -379,6 +428,12 @@ class Daemon:
         change = T.NodeFlagChange(pnn=self.pnn, new_flags=self.own_flags, old_flags=self.own_flags).pack()
         self.send_control_noreply(pnn, Opcode.MODIFY_FLAGS, change)
         self._apply(self.election.node_connected(pnn, now))
+        # A newcomer may take one of our addresses later: give it our tickle lists
+        # now (4.17 sends them every TickleUpdateInterval).
+        for v in self.public_ips.held_here():
+            tl = self.tickles.list_for(T.SockAddr(ip=v.ip))
+            if tl.conns:
+                self.send_control_noreply(pnn, Opcode.SET_TCP_TICKLE_LIST, tl.pack())
         self.poke_leader()
 
     def peer_lost(self, pnn: int, reason: str) -> None:
@@ -594,6 +649,7 @@ class Daemon:
                                         srcnode=self.pnn, destnode=self.pnn)))
 
     def client_closed(self, client: ClientConn) -> None:
+        self.tickles.client_gone(client)
         for srvid in client.srvids:
             s = self._srvids.get(srvid)
             if s:
@@ -717,7 +773,7 @@ class Daemon:
             reason = "this node became leader"
         if reason:
             await self._do_recovery(views, reason)
-        if self._takeover_requests:
+        if self._takeover_requests or self._takeover_failed or self._takeover_key() != self._takeover_done_key:
             await self._takeover_run()
 
     async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:
@@ -756,20 +812,69 @@ class Daemon:
         await self._takeover_run()
 
     async def _takeover_run(self) -> None:
-        """4.17's takeover run; public IPs come with issue #4, so for now only the
-        ipreallocated event runs on the active nodes, and requesters get their reply."""
+        """4.17's takeover run: gather every active node's public addresses, let the
+        ipalloc policy place them, release what moves, take what is new, then run
+        ipreallocated everywhere; reply to whoever asked for the run."""
         requests, self._takeover_requests = self._takeover_requests, []
-        views_active = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
         ok = True
         try:
-            await self._all(sorted(views_active), Opcode.IPREALLOCATED)
+            await self._move_public_ips()
         except ControlFailed as e:
             log.warning("Takeover run failed: %s", e)
             ok = False
+        self._takeover_failed = not ok
         result = T.pack_i32(self.pnn if ok else -1)
         for r in requests:
             if r.srvid != 0:
                 self.send_message(r.pnn, r.srvid, result)
+
+    def _takeover_key(self) -> tuple:
+        return tuple((n.pnn, self.flags[n.pnn]) for n in self.nodes if not n.deleted)
+
+    async def _move_public_ips(self) -> None:
+        from ctdbcore.cluster.takeover import NodeIPs, plan
+        from ctdbcore.protocol.constants import PUBLIC_IP_FLAGS_ONLY_AVAILABLE
+
+        key = self._takeover_key()
+        members = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
+        members.sort()
+        if self.failover_disabled or self.allocator is None:
+            await self._all(members, Opcode.IPREALLOCATED)
+            self._takeover_done_key = key
+            return
+        infos: list[NodeIPs] = []
+
+        async def gather(pnn: int) -> None:
+            known = T.PublicIpList.unpack(await self.control_ok(pnn, Opcode.GET_PUBLIC_IPS, timeout=POLL_TIMEOUT))
+            st, avail_raw, err = await self.control(pnn, Opcode.GET_PUBLIC_IPS, timeout=POLL_TIMEOUT,
+                                                    flags=PUBLIC_IP_FLAGS_ONLY_AVAILABLE)
+            if st != 0:
+                raise ControlFailed(pnn, Opcode.GET_PUBLIC_IPS, st, err.decode(errors="replace"))
+            avail = T.PublicIpList.unpack(avail_raw)
+            rs = T.unpack_u32(await self.control_ok(pnn, Opcode.GET_RUNSTATE, timeout=POLL_TIMEOUT))
+            infos.append(NodeIPs(
+                pnn=pnn, flags=self.flags[pnn], runstate=rs,
+                known={ip.addr.ip: (-1 if ip.pnn == 0xFFFFFFFF else ip.pnn) for ip in known.ips},
+                available=frozenset(ip.addr.ip for ip in avail.ips),
+            ))
+
+        async with anyio.create_task_group() as tg:
+            for p in members:
+                tg.start_soon(gather, p)
+        infos.sort(key=lambda n: n.pnn)
+        pl = plan(infos, self.allocator)
+        for ip, new in pl.releases:
+            data = T.PublicIp(pnn=new & 0xFFFFFFFF, addr=T.SockAddr(ip=ip)).pack()
+            await self._all(members, Opcode.RELEASE_IP, data)
+        for ip, new in pl.takes:
+            data = T.PublicIp(pnn=new, addr=T.SockAddr(ip=ip)).pack()
+            # The new holder takes it; everyone else records who holds it.
+            await self._all([new] + [m for m in members if m != new], Opcode.TAKEOVER_IP, data)
+        await self._all(members, Opcode.IPREALLOCATED)
+        self._takeover_done_key = key
+        if pl.releases or any(pl.current.get(ip) != pnn for ip, pnn in pl.takes):
+            log.log(NOTICE, "Takeover run moved addresses: %s",
+                    ", ".join(f"{ip}->{p}" for ip, p in pl.takes if pl.current.get(ip) != p) or "released only")
 
 
 def find_own_pnn(nodes: list, node_address) -> int:

@@ -1,0 +1,76 @@
+"""A takeover run's plan, without I/O (4.17 server/ctdb_takeover_helper.c).
+
+Input: what every active node reports (its flags and runstate, the public addresses
+it knows with the holder it believes in, the ones it can host now). Output: the new
+holder of every address, computed by the configured ipalloc policy, and the steps:
+releases first (so that an address is never up on two nodes), then takes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+import attrs
+
+from ctdbcore.protocol.constants import INACTIVE, Runstate
+
+UNASSIGNED = -1
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@attrs.frozen
+class NodeIPs:
+    pnn: int
+    flags: int
+    runstate: int
+    known: dict[IP, int]  # address -> holder as this node believes (-1 = none)
+    available: frozenset[IP]  # addresses this node could host right now
+
+
+@attrs.frozen
+class Plan:
+    current: dict[IP, int]
+    new: dict[IP, int]
+
+    @property
+    def releases(self) -> list[tuple[IP, int]]:
+        """(address, new holder) for every address whose holder changes."""
+        return [(ip, self.new.get(ip, UNASSIGNED)) for ip, cur in sorted(self.current.items(), key=_key)
+                if cur != UNASSIGNED and self.new.get(ip, UNASSIGNED) != cur]
+
+    @property
+    def takes(self) -> list[tuple[IP, int]]:
+        return [(ip, pnn) for ip, pnn in sorted(self.new.items(), key=_key) if pnn != UNASSIGNED]
+
+
+def _key(item):
+    ip = item[0]
+    return (ip.version, ip.packed)
+
+
+def current_holders(nodes: list[NodeIPs]) -> dict[IP, int]:
+    """4.17 rule: an address is held by p only if p is active and p itself says so."""
+    out: dict[IP, int] = {}
+    active = {n.pnn for n in nodes if not n.flags & INACTIVE}
+    for n in nodes:
+        for ip, holder in n.known.items():
+            out.setdefault(ip, UNASSIGNED)
+            if holder == n.pnn and n.pnn in active:
+                out[ip] = n.pnn
+    return out
+
+
+Allocator = Callable[[dict[IP, int], list[NodeIPs]], dict[IP, int]]
+
+
+def plan(nodes: list[NodeIPs], allocate: Allocator) -> Plan:
+    cur = current_holders(nodes)
+    hosts = [
+        attrs.evolve(n, available=frozenset()) if (n.flags & INACTIVE or n.runstate != Runstate.RUNNING) else n
+        for n in nodes
+    ]
+    new = allocate(dict(cur), hosts)
+    for ip in cur:
+        new.setdefault(ip, UNASSIGNED)
+    return Plan(cur, new)

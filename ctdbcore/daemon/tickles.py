@@ -1,0 +1,96 @@
+"""Tickle lists: the TCP connections clients have on each public address.
+
+smbd registers every client connection with TCP_CLIENT; the node that receives it
+tells all others (TCP_ADD), so that whichever node takes the address over knows
+whom to "tickle": a TCP ACK with sequence and ack number 0, which makes the client
+answer with its real numbers and, since the new holder has no such connection, get
+reset at once instead of waiting for its TCP timeouts (4.17 ctdb_takeover.c).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from ctdbcore.protocol import types as T
+from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode
+
+log = logging.getLogger("ctdb")
+NOTICE = 25
+# 4.17 sends gratuitous ARPs (with tickles) 3 times, 1.1 s apart.
+ARP_REPEAT = 3
+ARP_INTERVAL = 1.1
+
+
+def _key(c: T.Connection) -> tuple:
+    return (str(c.src.ip), c.src.port, str(c.dst.ip), c.dst.port)
+
+
+class Tickles:
+    def __init__(self, daemon) -> None:
+        self.d = daemon
+        self.by_ip: dict[str, dict[tuple, T.Connection]] = {}
+        self.by_client: dict[int, set[tuple]] = {}
+
+    def add(self, conn: T.Connection) -> bool:
+        if self.d.public_ips.find(conn.dst.ip) is None:
+            return False
+        self.by_ip.setdefault(str(conn.dst.ip), {})[_key(conn)] = conn
+        return True
+
+    def remove(self, conn: T.Connection) -> None:
+        self.by_ip.get(str(conn.dst.ip), {}).pop(_key(conn), None)
+
+    def list_for(self, addr: T.SockAddr) -> T.TickleList:
+        conns = [c for c in self.by_ip.get(str(addr.ip), {}).values() if addr.port in (0, c.dst.port)]
+        return T.TickleList(addr=addr, conns=tuple(conns))
+
+    def set_list(self, tl: T.TickleList) -> None:
+        self.by_ip[str(tl.addr.ip)] = {_key(c): c for c in tl.conns}
+
+    def client_connection(self, client, conn: T.Connection) -> int:
+        """TCP_CLIENT from a local client (smbd)."""
+        if not self.add(conn):
+            log.info("Not tracking %s -> %s: not a public address", conn.src, conn.dst)
+            return 0  # 4.17 ignores connections to non-public addresses
+        if client is not None:
+            self.by_client.setdefault(client.client_id, set()).add(_key(conn))
+        for pnn in self.d.connected_pnns():
+            self.d.send_control_noreply(pnn, Opcode.TCP_ADD, conn.pack())
+        return 0
+
+    def client_gone(self, client) -> None:
+        keys = self.by_client.pop(client.client_id, set())
+        for conns in self.by_ip.values():
+            for k in keys:
+                conns.pop(k, None)
+
+    async def announce(self, ip, iface: str) -> None:
+        """After taking an address: gratuitous ARP and tickle ACKs, repeated as 4.17."""
+        try:
+            from ctdbcore.netif.garp import send_gratuitous
+            from ctdbcore.netif.tickle import send_tickle_ack
+        except ImportError:  # pragma: no cover - netif is part of ctdb-core
+            return
+        for round_ in range(ARP_REPEAT):
+            conns = list(self.by_ip.get(str(ip), {}).values())
+
+            def work() -> None:
+                try:
+                    send_gratuitous(iface, str(ip))
+                except Exception as e:
+                    log.warning("Gratuitous ARP for %s on %s failed: %s", ip, iface, e)
+                for c in conns:
+                    try:
+                        send_tickle_ack((str(c.dst.ip), c.dst.port), (str(c.src.ip), c.src.port))
+                    except Exception as e:
+                        log.warning("Tickle to %s:%d failed: %s", c.src.ip, c.src.port, e)
+
+            await anyio.to_thread.run_sync(work)
+            if round_ == 0 and conns:
+                log.log(NOTICE, "Sent tickle ACKs for %d connection(s) to %s", len(conns), ip)
+            await anyio.sleep(ARP_INTERVAL)
+
+
+_ = CTRL_FLAG_NOREPLY

@@ -1,0 +1,40 @@
+"""An echo server for failover tests; like smbd it tells ctdbd about each client
+connection (TCP_CLIENT) so that a node taking the address over can tickle it."""
+
+import ipaddress
+import os
+import socket
+import sys
+import threading
+
+from ctdbcore.client import Client
+from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode
+from ctdbcore.protocol.types import Connection, SockAddr
+
+port = int(sys.argv[1])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", port))
+srv.listen(16)
+print("listening", flush=True)
+
+
+def serve(conn: socket.socket) -> None:
+    peer, local = conn.getpeername(), conn.getsockname()
+    try:
+        with Client(os.environ["CTDB_SOCKET"], timeout=5) as c:
+            conn_info = Connection(src=SockAddr(ip=ipaddress.ip_address(peer[0]), port=peer[1]),
+                                   dst=SockAddr(ip=ipaddress.ip_address(local[0]), port=local[1]))
+            c.control(Opcode.TCP_CLIENT, conn_info.pack(), flags=CTRL_FLAG_NOREPLY)
+    except Exception as e:  # the test then shows a slow reset, not a crash
+        print(f"TCP_CLIENT failed: {e}", flush=True)
+    while True:
+        data = conn.recv(1024)
+        if not data:
+            break
+        conn.sendall(data)
+
+
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
