@@ -24,6 +24,7 @@ from ctdbcore.protocol.constants import (
     BROADCAST_CONNECTED,
     CTRL_FLAG_NOREPLY,
     CURRENT_NODE,
+    PUBLIC_IP_FLAGS_ONLY_AVAILABLE,
     UNKNOWN_PNN,
     Opcode,
     Srvid,
@@ -384,6 +385,93 @@ class Client:
     def get_ifaces(self, destnode: int = CURRENT_NODE) -> types.IfaceList:
         return _unpack(types.IfaceList, self._checked(Opcode.GET_IFACES, destnode=destnode).data)
 
+    # -- public IPs, interfaces, tickles (4.17 client_control_sync.c) --------------------
+
+    def get_public_ips(
+        self, destnode: int = CURRENT_NODE, only_available: bool = False
+    ) -> types.PublicIpList:
+        """GET_PUBLIC_IPS: the IPs ``destnode`` knows, each with the owner it believes in.
+        ``only_available`` sets CTDB_PUBLIC_IP_FLAGS_ONLY_AVAILABLE in the control flags."""
+        flags = PUBLIC_IP_FLAGS_ONLY_AVAILABLE if only_available else 0
+        reply = self._checked(Opcode.GET_PUBLIC_IPS, destnode=destnode, flags=flags)
+        return _unpack(types.PublicIpList, reply.data)
+
+    def get_public_ip_info(
+        self, addr: types.SockAddr, destnode: int = CURRENT_NODE
+    ) -> types.PublicIpInfo:
+        reply = self._checked(Opcode.GET_PUBLIC_IP_INFO, _pack(addr), destnode=destnode)
+        return _unpack(types.PublicIpInfo, reply.data)
+
+    def set_iface_link_state(self, iface: types.Iface, destnode: int = CURRENT_NODE) -> None:
+        """SET_IFACE_LINK_STATE {name, link_state, references (must be 0)}."""
+        self._checked(Opcode.SET_IFACE_LINK_STATE, _pack(iface), destnode=destnode)
+
+    def release_ip(self, pubip: types.PublicIp, destnode: int = CURRENT_NODE) -> None:
+        """RELEASE_IP {pnn = the new owner, addr}."""
+        self._checked(Opcode.RELEASE_IP, _pack(pubip), destnode=destnode)
+
+    def takeover_ip(self, pubip: types.PublicIp, destnode: int = CURRENT_NODE) -> None:
+        """TAKEOVER_IP {pnn = destnode, addr}."""
+        self._checked(Opcode.TAKEOVER_IP, _pack(pubip), destnode=destnode)
+
+    def add_public_ip(self, addr_info: types.AddrInfo, destnode: int = CURRENT_NODE) -> None:
+        self._checked(Opcode.ADD_PUBLIC_IP, _pack(addr_info), destnode=destnode)
+
+    def del_public_ip(self, addr_info: types.AddrInfo, destnode: int = CURRENT_NODE) -> None:
+        """DEL_PUBLIC_IP. An empty ``iface`` goes out as 4.17's NULL string (length 0)."""
+        self._checked(Opcode.DEL_PUBLIC_IP, _pack_addr_info(addr_info), destnode=destnode)
+
+    def reload_public_ips(self, destnode: int = CURRENT_NODE) -> None:
+        self._checked(Opcode.RELOAD_PUBLIC_IPS, destnode=destnode)
+
+    def get_tickle_list(
+        self, addr: types.SockAddr, destnode: int = CURRENT_NODE
+    ) -> types.TickleList:
+        """GET_TCP_TICKLE_LIST; a non-zero port in ``addr`` selects connections to it."""
+        reply = self._checked(Opcode.GET_TCP_TICKLE_LIST, _pack(addr), destnode=destnode)
+        return _unpack(types.TickleList, reply.data)
+
+    def tcp_add_delayed_update(
+        self, conn: types.Connection, destnode: int = CURRENT_NODE
+    ) -> None:
+        self._checked(Opcode.TCP_ADD_DELAYED_UPDATE, _pack(conn), destnode=destnode)
+
+    def tcp_remove(self, conn: types.Connection, destnode: int = CURRENT_NODE) -> None:
+        self._checked(Opcode.TCP_REMOVE, _pack(conn), destnode=destnode)
+
+    def control_multi(
+        self,
+        requests: list[tuple[int, int, bytes]],
+        *,
+        flags: int = 0,
+        timeout: float | None = None,
+    ) -> list[ControlReply | None]:
+        """Send every (destnode, opcode, data) at once, then collect the replies within one
+        ``timeout`` (4.17 ``ctdb_client_control_multi``). None marks a control that timed
+        out; the order is that of ``requests``."""
+        reqids = []
+        for destnode, opcode, data in requests:
+            reqid = self._next_reqid()
+            self._send(
+                packets.ReqControl(
+                    generation=0, destnode=destnode, srcnode=self.pnn, reqid=reqid,
+                    opcode=opcode, srvid=0, client_id=0, flags=flags, data=bytes(data),
+                )
+            )
+            reqids.append(reqid)
+        deadline = self._deadline(self.timeout if timeout is None else timeout)
+        while not all(r in self._replies for r in reqids):
+            if not self._pump(deadline):
+                break
+        out: list[ControlReply | None] = []
+        for reqid in reqids:
+            reply = self._replies.pop(reqid, None)
+            out.append(
+                None if reply is None
+                else ControlReply(int(reply.status), bytes(reply.data), _errmsg(reply))
+            )
+        return out
+
     def get_pid(self, destnode: int = CURRENT_NODE) -> int:
         reply = self.control(Opcode.GET_PID, destnode=destnode)
         if reply.status < 0:
@@ -447,3 +535,10 @@ def _pack(obj: Any) -> bytes:
     if callable(method):
         return bytes(method())
     return bytes(types.pack(obj))  # type: ignore[attr-defined]
+
+
+def _pack_addr_info(info: Any) -> bytes:
+    """``ctdb_addr_info``; 4.17's delip sends ``iface = NULL``, a stringn of length 0."""
+    if getattr(info, "iface", None):
+        return _pack(info)
+    return _pack(info.addr) + _U32.pack(info.mask) + _U32.pack(0)

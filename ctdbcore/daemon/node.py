@@ -179,6 +179,7 @@ class Daemon:
         self._force_recovery = False
         self._takeover_requests: list[T.SrvidMessage] = []
         self._takeover_failed = False
+        self._takeover_disabled_until = 0.0
         self._takeover_done_key: tuple = ()
         self.failover_disabled = failover_disabled
         self.public_addresses_path = public_addresses_path
@@ -523,6 +524,20 @@ class Daemon:
                 except Exception as e:
                     log.warning("Bad takeover run request from node %d: %s", src, e)
                 self.poke_leader()
+        elif srvid == Srvid.REBALANCE_NODE:
+            if self.is_leader():
+                self._takeover_failed = True  # forces a takeover run in the next leader round
+                self.poke_leader()
+        elif srvid == Srvid.DISABLE_TAKEOVER_RUNS:
+            if self.is_leader():
+                try:
+                    m = T.DisableMessage.unpack(data)
+                except Exception as e:
+                    log.warning("Bad disable-takeover-runs message from node %d: %s", src, e)
+                else:
+                    self._takeover_disabled_until = _now() + m.timeout if m.timeout else 0.0
+                    if m.srvid:
+                        self.send_message(m.pnn, m.srvid, T.pack_i32(self.pnn))
         clients = set(self._srvids.get(srvid, ())) | set(self._srvids.get(Srvid.ALL, ()))
         if clients:
             raw = P.pack(P.ReqMessage(srvid=srvid, data=data, srcnode=src, destnode=self.pnn,
@@ -773,7 +788,8 @@ class Daemon:
             reason = "this node became leader"
         if reason:
             await self._do_recovery(views, reason)
-        if self._takeover_requests or self._takeover_failed or self._takeover_key() != self._takeover_done_key:
+        wanted = self._takeover_requests or self._takeover_failed or self._takeover_key() != self._takeover_done_key
+        if wanted and _now() >= self._takeover_disabled_until:
             await self._takeover_run()
 
     async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:

@@ -29,7 +29,15 @@ on stdout, built by cattrs from the same data as the text:
   ``getreclock``: ``{"reclock": str|null}``; ``version``: ``{"version": str}``;
   ``getpid``: ``{"pid": int}``.
 * ``listvars``: ``{NAME: value...}`` (listvars order); ``getvar``: ``{NAME: value}``.
-* Commands that only act (setvar, disable, ...) print nothing either way.
+* ``ip [all]``: ``{"node": int|null, "all": bool, "ips": [{"address", "pnn": int|null}...]}``
+  (pnn null = unassigned; with ``-v`` each IP also has ``"active": str|null``,
+  ``"available": [str...]``, ``"configured": [str...]``), sorted as the text.
+* ``ipinfo IP``: ``{"node", "address", "pnn": int|null, "interfaces": [{"name",
+  "link_up": bool, "references", "active": bool}...]}``.
+* ``ifaces``: ``{"node", "interfaces": [{"name", "link_up": bool, "references"}...]}``.
+* ``gettickles IP [PORT]``: ``{"address", "port", "connections": [{"src", "src_port",
+  "dst", "dst_port"}...]}``.
+* Commands that only act (setvar, disable, moveip, addip, ...) print nothing either way.
 
 ``version`` prints this package's version (e.g. ``0.1.0``), where 4.17 prints
 ``SAMBA_VERSION_STRING`` (``4.17.12-Debian``): same shape, one line.
@@ -66,6 +74,7 @@ from ctdbcore.protocol.constants import (
     NodeFlags,
 )
 from ctdbcore.tools import ctdb_format as fmt
+from ctdbcore.tools import ctdb_ip
 
 # -- usage text (4.17.12, popt's help + the command table) ----------------------------------
 
@@ -249,6 +258,8 @@ def parse_options(argv: Sequence[str], out: TextIO) -> tuple[Options, list[str]]
 class Tool:
     """One invocation: options, the connection, and 4.17's ``struct ctdb_context``."""
 
+    retry_interval = 3.0  # seconds between moveip/addip attempts (4.17 sleep(3))
+
     def __init__(self, opts: Options, out: TextIO, err: TextIO) -> None:
         self.opts = opts
         self.out = out
@@ -258,6 +269,15 @@ class Tool:
         self.cmd_pnn = UNKNOWN_PNN
         self._nodemap: Any = None
         self.poll_interval = 1.0  # wait_for_flags; tests shorten it
+
+    def usage(self, command: str) -> NoReturn:
+        usage(command, self.out)
+
+    def read_stdin(self) -> str:
+        return sys.stdin.read()
+
+    def parse_nodestring(self, nodestring: str | None) -> Any:
+        return _parse_nodestring(self, nodestring)
 
     # output helpers
     def print(self, text: str) -> None:
@@ -771,6 +791,7 @@ def control_ban(t: Tool, args: list[str]) -> int:
 
 
 def control_ipreallocate(t: Tool, args: list[str]) -> int:
+    _no_args(t, args, "ipreallocate")  # "sync" too, as 4.17
     return t.ipreallocate()
 
 
@@ -887,10 +908,10 @@ COMMANDS: tuple[Command, ...] = (
     _C("statistics", None, False, True, "show ctdb statistics"),
     _C("statisticsreset", None, False, True, "reset ctdb statistics"),
     _C("stats", None, False, True, "show rolling statistics", "[count]"),
-    _C("ip", None, False, True, "show public ips", "[all]"),
-    _C("ipinfo", None, False, True, "show public ip details", "<ip>"),
-    _C("ifaces", None, False, True, "show interfaces"),
-    _C("setifacelink", None, False, True, "set interface link status", "<iface> up|down"),
+    _C("ip", ctdb_ip.control_ip, False, True, "show public ips", "[all]"),
+    _C("ipinfo", ctdb_ip.control_ipinfo, False, True, "show public ip details", "<ip>"),
+    _C("ifaces", ctdb_ip.control_ifaces, False, True, "show interfaces"),
+    _C("setifacelink", ctdb_ip.control_setifacelink, False, True, "set interface link status", "<iface> up|down"),
     _C("process-exists", None, False, True, "check if a process exists on a node",
        "<pid> [<srvid>]"),
     _C("getdbmap", None, False, True, "show attached databases"),
@@ -919,14 +940,14 @@ COMMANDS: tuple[Command, ...] = (
     _C("ipreallocate", control_ipreallocate, False, True, "run ip reallocation"),
     _C("gratarp", None, False, True, "send a gratuitous arp", "<ip> <interface>"),
     _C("tickle", None, True, False, "send a tcp tickle ack", "<srcip:port> <dstip:port>"),
-    _C("gettickles", None, False, True, "get the list of tickles", "<ip> [<port>]"),
-    _C("addtickle", None, False, True, "add a tickle", "<ip>:<port> <ip>:<port>"),
-    _C("deltickle", None, False, True, "delete a tickle", "<ip>:<port> <ip>:<port>"),
+    _C("gettickles", ctdb_ip.control_gettickles, False, True, "get the list of tickles", "<ip> [<port>]"),
+    _C("addtickle", ctdb_ip.control_addtickle, False, True, "add a tickle", "<ip>:<port> <ip>:<port>"),
+    _C("deltickle", ctdb_ip.control_deltickle, False, True, "delete a tickle", "<ip>:<port> <ip>:<port>"),
     _C("listnodes", control_listnodes, True, True, "list nodes in the cluster"),
     _C("reloadnodes", None, False, False, "reload the nodes file all nodes"),
-    _C("moveip", None, False, False, "move an ip address to another node", "<ip> <node>"),
-    _C("addip", None, False, True, "add an ip address to a node", "<ip/mask> <iface>"),
-    _C("delip", None, False, True, "delete an ip address from a node", "<ip>"),
+    _C("moveip", ctdb_ip.control_moveip, False, False, "move an ip address to another node", "<ip> <node>"),
+    _C("addip", ctdb_ip.control_addip, False, True, "add an ip address to a node", "<ip/mask> <iface>"),
+    _C("delip", ctdb_ip.control_delip, False, True, "delete an ip address from a node", "<ip>"),
     _C("backupdb", None, False, False, "backup a database into a file", "<dbname|dbid> <file>"),
     _C("restoredb", None, False, False, "restore a database from a file", "<file> [dbname]"),
     _C("dumpdbbackup", None, True, False, "dump database from a backup file", "<file>"),
@@ -963,7 +984,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("nodestatus", control_nodestatus, False, True, "show and return node status",
        "[all|<pnn-list>]"),
     _C("dbstatistics", None, False, True, "show database statistics", "<dbname|dbid>"),
-    _C("reloadips", None, False, False, "reload the public addresses file", "[all|<pnn-list>]"),
+    _C("reloadips", ctdb_ip.control_reloadips, False, False, "reload the public addresses file", "[all|<pnn-list>]"),
 )
 
 

@@ -415,3 +415,230 @@ def status_view(
         recmode=int(recmode),
         leader=None if leader == UNKNOWN_PNN else int(leader),
     )
+
+
+# -- public IPs, interfaces, tickles (4.17 control_ip, control_ipinfo, control_ifaces,
+#    control_gettickles) -------------------------------------------------------------------
+
+_AF = {4: 2, 6: 10}  # AF_INET, AF_INET6: 4.17 sorts by the family number first
+
+
+def sock_addr_to_string(addr: Any, with_port: bool = False) -> str:
+    """4.17 ``ctdb_sock_addr_to_string``: glibc inet_ntop, ``[v6]:port`` with a port."""
+    ip = addr.ip
+    if ip.version == 4:
+        text = socket.inet_ntop(socket.AF_INET, ip.packed)
+    else:
+        text = socket.inet_ntop(socket.AF_INET6, ip.packed)
+        if with_port:
+            text = f"[{text}]"
+    return f"{text}:{addr.port}" if with_port else text
+
+
+def sock_addr_key(addr: Any) -> tuple[int, bytes, int]:
+    """Sort key of 4.17 ``ctdb_sock_addr_cmp``: family number, address bytes, then the
+    port as the in-memory network-order u16 compared as a host (little-endian) integer."""
+    port = int(addr.port)
+    return (_AF[addr.ip.version], addr.ip.packed, ((port & 0xFF) << 8) | (port >> 8))
+
+
+def sort_public_ips(ips: Iterable[Any]) -> list[Any]:
+    """4.17 ``qsort(..., ctdb_public_ip_cmp)``: IPv4 before IPv6, then address bytes."""
+    return sorted(ips, key=lambda ip: sock_addr_key(ip.addr))
+
+
+def merge_public_ips(per_node: Iterable[tuple[int, Iterable[Any]]]) -> list[Any]:
+    """4.17 ``get_all_public_ips``: (pnn, that node's public IP list) for every active node.
+    An IP's owner is p only when p itself claims it; IPs nobody claims are UNKNOWN."""
+    merged: dict[tuple[int, bytes, int], Any] = {}
+    for pnn, ips in per_node:
+        for ip in ips:
+            key = sock_addr_key(ip.addr)
+            if ip.pnn == pnn:
+                merged[key] = ip
+            elif key not in merged:
+                merged[key] = attrs.evolve(ip, pnn=UNKNOWN_PNN)
+    return list(merged.values())
+
+
+def _signed(pnn: int) -> int:
+    """``(int)pnn``: UNKNOWN (0xffffffff) prints as -1."""
+    pnn = int(pnn) & 0xFFFFFFFF
+    return pnn - (1 << 32) if pnn & 0x80000000 else pnn
+
+
+@attrs.frozen
+class IpIfaces:
+    """The three interface columns of ``ip -v`` (empty without ipinfo)."""
+
+    active: str = ""
+    available: list[str] = attrs.Factory(list)
+    configured: list[str] = attrs.Factory(list)
+
+
+def ip_ifaces(info: Any) -> IpIfaces:
+    """4.17 ``print_ip``'s loop over one ``ctdb_public_ip_info``."""
+    if info is None:
+        return IpIfaces()
+    active = ""
+    avail, conf = [], []
+    for j, iface in enumerate(info.ifaces):
+        conf.append(iface.name)
+        if info.active_idx == j:
+            active = iface.name
+        if iface.link_state != 0:
+            avail.append(iface.name)
+    return IpIfaces(active, avail, conf)
+
+
+def format_ip(
+    ips: Sequence[Any],
+    infos: Sequence[Any] | None,
+    *,
+    cmd_pnn: int,
+    all_nodes: bool,
+    machine: bool = False,
+    verbose: bool = False,
+    sep: str = "|",
+) -> str:
+    """4.17 ``print_ip``. ``ips`` sorted already; ``infos[i]`` the ipinfo of ``ips[i]``
+    (None for unassigned IPs with ``all``), only used with ``verbose``."""
+    out = []
+    if machine:
+        head = f"{sep}Public IP{sep}Node{sep}"
+        if verbose:
+            head += f"ActiveInterfaces{sep}AvailableInterfaces{sep}ConfiguredInterfaces{sep}"
+        out.append(head + "\n")
+    elif all_nodes:
+        out.append("Public IPs on ALL nodes\n")
+    else:
+        out.append(f"Public IPs on node {cmd_pnn}\n")
+    for i, ip in enumerate(ips):
+        addr = sock_addr_to_string(ip.addr)
+        pnn = _signed(ip.pnn)
+        line = f"{sep}{addr}{sep}{pnn}{sep}" if machine else addr
+        if not verbose:
+            out.append(line + "\n" if machine else f"{line} {pnn}\n")
+            continue
+        cols = ip_ifaces(infos[i] if infos is not None else None)
+        avail, conf = ",".join(cols.available), ",".join(cols.configured)
+        if machine:
+            out.append(f"{line}{cols.active}{sep}{avail}{sep}{conf}{sep}\n")
+        else:
+            out.append(
+                f"{line} node[{pnn}] active[{cols.active}] available[{avail}]"
+                f" configured[{conf}]\n"
+            )
+    return "".join(out)
+
+
+def format_ipinfo(info: Any, cmd_pnn: int) -> str:
+    """4.17 ``control_ipinfo``. The interfaces are numbered from 1."""
+    addr = sock_addr_to_string(info.ip.addr)
+    ifaces = list(info.ifaces)
+    out = [
+        f"Public IP[{addr}] info on node {cmd_pnn}\n",
+        f"IP:{addr}\nCurrentNode:{int(info.ip.pnn) & 0xFFFFFFFF}\nNumInterfaces:{len(ifaces)}\n",
+    ]
+    for i, iface in enumerate(ifaces):
+        link = "down" if iface.link_state == 0 else "up"
+        active = " (active)" if i == info.active_idx else ""
+        out.append(
+            f"Interface[{i + 1}]: Name:{iface.name} Link:{link}"
+            f" References:{iface.references}{active}\n"
+        )
+    return "".join(out)
+
+
+def format_ifaces(ifaces: Any, cmd_pnn: int, *, machine: bool = False, sep: str = "|") -> str:
+    """4.17 ``control_ifaces``."""
+    items = ifaces_of(ifaces)
+    if not items:
+        return f"No interfaces configured on node {cmd_pnn}\n"
+    if machine:
+        out = [f"{sep}Name{sep}LinkStatus{sep}References{sep}\n"]
+        out += [f"{sep}{i.name}{sep}{i.link_state}{sep}{i.references}{sep}\n" for i in items]
+    else:
+        out = [f"Interfaces on node {cmd_pnn}\n"]
+        out += [
+            f"name:{i.name} link:{'up' if i.link_state else 'down'} references:{i.references}\n"
+            for i in items
+        ]
+    return "".join(out)
+
+
+def format_tickles(tickles: Any, *, machine: bool = False, sep: str = "|") -> str:
+    """4.17 ``control_gettickles``, with its misspelled ``Destiation IP`` header."""
+    conns = list(tickles.conns)
+    if machine:
+        out = [f"{sep}Source IP{sep}Port{sep}Destiation IP{sep}Port{sep}\n"]
+        out += [
+            f"{sep}{sock_addr_to_string(c.src)}{sep}{c.src.port}{sep}"
+            f"{sock_addr_to_string(c.dst)}{sep}{c.dst.port}{sep}\n"
+            for c in conns
+        ]
+        return "".join(out)
+    out = [
+        f"Connections for IP: {sock_addr_to_string(tickles.addr)}\n",
+        f"Num connections: {len(conns)}\n",
+    ]
+    out += [
+        f"SRC: {sock_addr_to_string(c.src, True)}   DST: {sock_addr_to_string(c.dst, True)}\n"
+        for c in conns
+    ]
+    return "".join(out)
+
+
+# JSON views of the public-IP commands (ours; documented in ctdbcore/tools/ctdb.py)
+
+
+def _pnn_or_none(pnn: int) -> int | None:
+    return None if int(pnn) & 0xFFFFFFFF == UNKNOWN_PNN else int(pnn)
+
+
+def ip_json(ips: Sequence[Any], infos: Sequence[Any] | None, *, cmd_pnn: int,
+            all_nodes: bool) -> dict[str, Any]:
+    rows = []
+    for i, ip in enumerate(ips):
+        row: dict[str, Any] = {"address": sock_addr_to_string(ip.addr), "pnn": _pnn_or_none(ip.pnn)}
+        if infos is not None:
+            cols = ip_ifaces(infos[i])
+            row.update(active=cols.active or None, available=cols.available,
+                       configured=cols.configured)
+        rows.append(row)
+    return {"node": None if all_nodes else cmd_pnn, "all": all_nodes, "ips": rows}
+
+
+def ipinfo_json(info: Any, cmd_pnn: int) -> dict[str, Any]:
+    return {
+        "node": cmd_pnn,
+        "address": sock_addr_to_string(info.ip.addr),
+        "pnn": _pnn_or_none(info.ip.pnn),
+        "interfaces": [
+            {"name": f.name, "link_up": f.link_state != 0, "references": f.references,
+             "active": i == info.active_idx}
+            for i, f in enumerate(info.ifaces)
+        ],
+    }
+
+
+def ifaces_json(ifaces: Any, cmd_pnn: int) -> dict[str, Any]:
+    return {
+        "node": cmd_pnn,
+        "interfaces": [
+            {"name": f.name, "link_up": f.link_state != 0, "references": f.references}
+            for f in ifaces_of(ifaces)
+        ],
+    }
+
+
+def tickles_json(tickles: Any) -> dict[str, Any]:
+    return {
+        "address": sock_addr_to_string(tickles.addr),
+        "port": tickles.addr.port,
+        "connections": [
+            {"src": sock_addr_to_string(c.src), "src_port": c.src.port,
+             "dst": sock_addr_to_string(c.dst), "dst_port": c.dst.port}
+            for c in tickles.conns
+        ],
+    }

@@ -94,13 +94,13 @@ def test_client_connection_is_reset_at_once_when_its_node_dies(local_cluster) ->
         for p in ALL:
             env = {**lc.env(p), "PYTHONPATH": str(here.parent.parent)}
             servers.append(subprocess.Popen(
-                ["ip", "netns", "exec", lc.node_ns(p), sys.executable, str(here / "tcp_echo_server.py"), "7000"],
+                ["ip", "netns", "exec", lc.node_ns(p), sys.executable, "-m", "ctdb_localcluster.echo_server", "7000"],
                 env=env, stdout=subprocess.PIPE, text=True))
         for s in servers:
             assert s.stdout.readline().strip() == "listening"
         ip = PUBLIC[0]
         holder = kernel_holders(lc)[ip][0]
-        client = subprocess.Popen(["ip", "netns", "exec", lc.client_ns, sys.executable, str(here / "tcp_client.py"), ip, "7000"],
+        client = subprocess.Popen(["ip", "netns", "exec", lc.client_ns, sys.executable, "-m", "ctdb_localcluster.echo_client", ip, "7000"],
                                   stdout=subprocess.PIPE, text=True)
         assert client.stdout.readline().startswith("connected")
         # the holder's ctdbd knows the connection, and tells the others

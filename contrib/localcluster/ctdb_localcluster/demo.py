@@ -8,7 +8,7 @@ cluster running and says how to poke at it and how to tear it down.
 from __future__ import annotations
 
 import argparse
-import re
+import subprocess
 import sys
 import time
 
@@ -39,6 +39,14 @@ def _wait(pred, timeout: float) -> float:
     raise SystemExit(f"demo: gave up after {timeout} s")
 
 
+def _ip_holder(lc: LocalCluster, pnn: int, ip: str) -> int:
+    for line in _ctdb(lc, pnn, "-X", "ip").splitlines()[1:]:
+        f = line.strip("|").split("|")
+        if f[0] == ip:
+            return int(f[1])
+    return -1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ctdb-demo")
     p.add_argument("--root", default=DEFAULT_ROOT)
@@ -57,23 +65,56 @@ def main(argv: list[str] | None = None) -> int:
     _wait(lambda: _leader(lc, 0) not in ("", "UNKNOWN"), 30)
     print(_ctdb(lc, 0, "status"), end="")
 
-    leader = int(_leader(lc, 0))
-    survivors = [p for p in nodes if p != leader]
-    _say(f"Killing the leader, node {leader}, with SIGKILL")
-    t_kill = time.monotonic()
-    lc.kill(leader)
-    took = _wait(lambda: _leader(lc, survivors[0]) not in ("UNKNOWN", str(leader), ""), 30)
-    print(f"node {_leader(lc, survivors[0])} is the new leader {took:.2f} s after the kill")
-    took = _wait(lambda: re.search(r"^Size:%d$" % len(survivors), _ctdb(lc, survivors[0], "status"), re.M), 30)
-    print(f"recovery without node {leader} done {time.monotonic() - t_kill:.2f} s after the kill")
-    print(_ctdb(lc, survivors[0], "status"), end="")
+    _wait(lambda: "-1" not in _ctdb(lc, 0, "-X", "ip") and _ctdb(lc, 0, "-X", "ip").count("\n") > args.n, 60)
+    print(_ctdb(lc, 0, "ip"), end="")
 
-    _say(f"Restarting node {leader}")
+    leader = int(_leader(lc, 0))
+    ips = {}
+    for line in _ctdb(lc, 0, "-X", "ip").splitlines()[1:]:
+        f = line.strip("|").split("|")
+        ips[f[0]] = int(f[1])
+    # Connect a client to an address held by a node that is not the leader, so that
+    # killing its holder also shows a plain member failing.
+    target = next((ip for ip, p in sorted(ips.items()) if p != leader), sorted(ips)[0])
+    holder = ips[target]
+    _say(f"Starting an echo server on every node and a client in {lc.client_ns} connected to {target} (node {holder})")
+    servers = []
+    for p in nodes:
+        env = lc.env(p)
+        servers.append(subprocess.Popen(["ip", "netns", "exec", lc.node_ns(p), sys.executable, "-m",
+                                         "ctdb_localcluster.echo_server", "7000"],
+                                        env=env, stdout=subprocess.PIPE, text=True, start_new_session=True))
+    for srv in servers:
+        srv.stdout.readline()
+    client = subprocess.Popen(["ip", "netns", "exec", lc.client_ns, sys.executable, "-m",
+                               "ctdb_localcluster.echo_client", target, "7000"], stdout=subprocess.PIPE, text=True)
+    print(client.stdout.readline().split()[0])
+    time.sleep(0.5)  # let the holder tell the others about the connection
+
+    survivors = [p for p in nodes if p != holder]
+    _say(f"Killing node {holder}'s ctdbd (holder of {target}) with SIGKILL")
+    t_kill = time.monotonic()
+    lc.kill(holder)
+    took = _wait(lambda: _ip_holder(lc, survivors[0], target) in survivors, 30)
+    print(f"{target} is held by node {_ip_holder(lc, survivors[0], target)} {took:.2f} s after the kill")
+    reset = client.stdout.readline().split()
+    if reset and reset[0] == "reset":
+        print(f"the client's connection was reset {float(reset[1]) - t_kill:.2f} s after the kill (tickle ACK)")
+    again = client.stdout.readline().split()
+    if again and again[0] == "reconnected":
+        print(f"the client reconnected to {target} {float(again[1]) - t_kill:.2f} s after the kill")
+    print(_ctdb(lc, survivors[0], "status"), end="")
+    print(_ctdb(lc, survivors[0], "ip"), end="")
+    for srv in servers:
+        srv.kill()
+
+    _say(f"Restarting node {holder}")
     t_start = time.monotonic()
-    lc.start(leader)
+    lc.start(holder)
     lc.wait_ok(timeout=60)
-    print(f"node {leader} rejoined, all OK {time.monotonic() - t_start:.2f} s after restart")
-    print(_ctdb(lc, leader, "status"), end="")
+    print(f"node {holder} rejoined, all OK {time.monotonic() - t_start:.2f} s after restart")
+    _wait(lambda: str(holder) in [l.strip("|").split("|")[1] for l in _ctdb(lc, holder, "-X", "ip").splitlines()[1:]], 30)
+    print(_ctdb(lc, holder, "ip"), end="")
 
     _say("The cluster is still running. Try:")
     print(f"  .venv/bin/localcluster --root {args.root} --name {args.name} status")

@@ -2,7 +2,11 @@
 
 It models what 4.17's tests/UNIT/tool fake_ctdbd models: a nodemap (the NODEMAP blocks
 of the .sh files), vnnmap, recmode, runstate, tunables, capabilities, ifaces, reclock,
-and the flag-changing controls. The real /usr/bin/ctdb can be pointed at it too.
+the flag-changing controls, and public IPs as 4.17's fake_ctdbd.c does them (the
+PUBLICIPS block: per node, the IPs it knows and the owner it believes in; RELEASE_IP /
+TAKEOVER_IP update those beliefs; GET_PUBLIC_IP_INFO reports every interface with
+active_idx 0). Tickle lists follow 4.17 server/ctdb_takeover.c (TCP_ADD_DELAYED_UPDATE,
+TCP_REMOVE, GET_TCP_TICKLE_LIST). The real /usr/bin/ctdb can be pointed at it too.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from ctdbcore.protocol.constants import (
     CURRENT_NODE,
     CTRL_FLAG_NOREPLY,
     DEFAULT_CAPABILITIES,
+    DISABLED,
+    INACTIVE,
+    PUBLIC_IP_FLAGS_ONLY_AVAILABLE,
     NodeFlags,
     Opcode,
     Srvid,
@@ -50,6 +57,33 @@ OBSOLETE_TUNABLES = {"MaxRedirectCount": 3, "DeterministicIPs": 0}
 
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
+UNKNOWN = 0xFFFFFFFF
+
+
+def parse_publicips_block(text: str, numnodes: int) -> dict[int, list[types.PublicIp]]:
+    """A PUBLICIPS block (4.17 ipalloc_read_known_ips): ``IP OWNER [pnn,pnn...]`` per
+    line; the IP is known, with that owner, on the listed nodes (default: all)."""
+    known: dict[int, list[types.PublicIp]] = {p: [] for p in range(numnodes)}
+    for line in text.strip().splitlines():
+        f = line.split()
+        if not f:
+            continue
+        owner = int(f[1]) & 0xFFFFFFFF
+        pnns = [int(x) for x in f[2].split(",")] if len(f) > 2 else list(range(numnodes))
+        for p in pnns:
+            known[p].append(types.PublicIp(pnn=owner, addr=types.SockAddr.parse(f[0])))
+    return known
+
+
+def parse_ifaces_block(text: str) -> list[types.Iface]:
+    """An IFACES block: ``:Name:LinkStatus:References:`` header, then ``:eth2:1:2:``."""
+    out = []
+    for line in text.strip().splitlines():
+        f = line.strip().split(":")
+        if len(f) < 5 or f[1] == "Name":
+            continue
+        out.append(types.Iface(name=f[1], link_state=int(f[2]), references=int(f[3])))
+    return out
 
 
 def parse_nodemap_block(text: str) -> tuple[list[tuple[int, str, int]], int, int | None, dict[int, int]]:
@@ -90,6 +124,9 @@ class FakeState:
                  types.Iface(name="eth1", link_state=1, references=4)]
     )
     reclock: str | None = None
+    public_ips: dict[int, list[types.PublicIp]] | None = None  # known IPs per node
+    tickles: dict[Any, list[types.Connection]] = attrs.Factory(dict)  # by ip address
+    reload_ips: dict[int, list[types.PublicIp]] = attrs.Factory(dict)  # RELOAD_PUBLIC_IPS
     tunables: dict[str, int] = attrs.Factory(lambda: dict(TUNABLES))
     start_time: float = attrs.Factory(time.time)
 
@@ -136,6 +173,26 @@ class FakeCtdbd:
             os.unlink(self.path)
         except OSError:
             pass
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until every client has disconnected (all it sent is then processed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._conns:
+                    return
+            time.sleep(0.002)
+
+    def set_public_ips(self, block: str) -> None:
+        self.state.public_ips = parse_publicips_block(block, len(self.state.nodes))
+
+    def messages(self, srvid: int | None = None) -> list[packets.ReqMessage]:
+        return [p for p in self.received if isinstance(p, packets.ReqMessage)
+                and (srvid is None or p.srvid == srvid)]
+
+    def controls(self, opcode: int) -> list[packets.ReqControl]:
+        return [p for p in self.received
+                if isinstance(p, packets.ReqControl) and p.opcode == opcode]
 
     def opcodes(self) -> list[int]:
         return [p.opcode for p in self.received if isinstance(p, packets.ReqControl)]
@@ -196,6 +253,13 @@ class FakeCtdbd:
             req = types.SrvidMessage.unpack(pkt.data)
             if req.srvid:
                 self.message(req.srvid, _I32.pack(self.state.leader))
+        elif pkt.srvid == Srvid.DISABLE_TAKEOVER_RUNS:
+            # Each node's recoverd answers with its pnn (4.17 disable_takeover_runs).
+            req = types.DisableMessage.unpack(pkt.data)
+            if req.srvid:
+                self.message(req.srvid, _I32.pack(pkt.destnode))
+        elif pkt.srvid in (Srvid.DISABLE_IP_CHECK, Srvid.REBALANCE_NODE):
+            pass  # recorded in self.received
         else:
             self.message(pkt.srvid, pkt.data)
 
@@ -286,6 +350,8 @@ class FakeCtdbd:
                 self._set_flags(dest, set_=NodeFlags.BANNED)
             else:
                 self._set_flags(dest, clear=NodeFlags.BANNED)
+        elif op in _IP_CONTROLS:
+            status, data, errmsg = self._ip_control(dest, req)
         else:
             status, errmsg = -1, b"not implemented in fake"
         if req.flags & CTRL_FLAG_NOREPLY:
@@ -296,3 +362,110 @@ class FakeCtdbd:
         self._send(conn, packets.ReplyControl(
             generation=st.generation, destnode=req.srcnode, srcnode=dest, reqid=req.reqid,
             status=status, data=data, errmsg=errmsg))
+
+    # -- public IPs (4.17 tests/src/fake_ctdbd.c) and tickles (server/ctdb_takeover.c)
+    def _known(self, pnn: int) -> list[types.PublicIp]:
+        if self.state.public_ips is None:
+            return []
+        return self.state.public_ips.setdefault(pnn, [])
+
+    def _find(self, pnn: int, addr: types.SockAddr) -> int | None:
+        for i, ip in enumerate(self._known(pnn)):
+            if ip.addr.ip == addr.ip:
+                return i
+        return None
+
+    def _ip_control(self, dest: int, req: packets.ReqControl) -> tuple[int, bytes, bytes]:
+        st, op = self.state, req.opcode
+        if op == Opcode.GET_PUBLIC_IPS:
+            ips = self._known(dest)
+            if req.flags & PUBLIC_IP_FLAGS_ONLY_AVAILABLE and (
+                st.runstate != 5 or self._flags(dest) & (INACTIVE | DISABLED)
+            ):
+                ips = []
+            return 0, types.PublicIpList(ips=ips).pack(), b""
+        if op == Opcode.GET_PUBLIC_IP_INFO:
+            addr = types.SockAddr.unpack(req.data)
+            i = self._find(dest, addr)
+            if i is None:
+                return -1, b"", b"Unknown address"
+            info = types.PublicIpInfo(ip=self._known(dest)[i], active_idx=0, ifaces=st.ifaces)
+            return 0, info.pack(), b""
+        if op == Opcode.SET_IFACE_LINK_STATE:
+            iface = types.Iface.unpack(req.data)
+            if iface.link_state not in (0, 1):
+                return -1, b"", b"invalid link state"
+            if iface.references != 0:
+                return -1, b"", b"references should be 0"
+            for n, cur in enumerate(st.ifaces):
+                if cur.name == iface.name:
+                    st.ifaces[n] = attrs.evolve(cur, link_state=iface.link_state)
+                    return 0, b"", b""
+            return -1, b"", b"interface not found"
+        if op in (Opcode.RELEASE_IP, Opcode.TAKEOVER_IP):
+            pip = types.PublicIp.unpack(req.data)
+            i = self._find(dest, pip.addr)
+            if i is None:
+                return 0, b"", b""  # "not a public IP"
+            known = self._known(dest)
+            cur = known[i]
+            if op == Opcode.RELEASE_IP and cur.pnn != dest and dest == pip.pnn:
+                return -1, b"", b"RELEASE_IP to TAKE_IP node"
+            if op == Opcode.RELEASE_IP or cur.pnn != dest:
+                known[i] = attrs.evolve(cur, pnn=pip.pnn)
+            return 0, b"", b""
+        if op == Opcode.ADD_PUBLIC_IP:
+            info = types.AddrInfo.unpack(req.data)
+            if st.public_ips is None:
+                st.public_ips = {p: [] for p, _, _ in st.nodes}
+            if self._find(dest, info.addr) is not None:
+                return -1, b"", b""
+            self._known(dest).append(types.PublicIp(pnn=UNKNOWN, addr=info.addr))
+            return 0, b"", b""
+        if op == Opcode.DEL_PUBLIC_IP:
+            info = types.AddrInfo.unpack(req.data)
+            i = self._find(dest, info.addr)
+            if i is None:
+                return -1, b"", b""
+            del self._known(dest)[i]
+            return 0, b"", b""
+        if op == Opcode.RELOAD_PUBLIC_IPS:
+            if dest in st.reload_ips:
+                if st.public_ips is None:
+                    st.public_ips = {}
+                st.public_ips[dest] = list(st.reload_ips[dest])
+            return 0, b"", b""
+        if op == Opcode.GET_TCP_TICKLE_LIST:
+            addr = types.SockAddr.unpack(req.data)
+            if self._find(dest, addr) is None:
+                return 1, b"", b""  # "is not a public address"
+            conns = [c for c in st.tickles.get(addr.ip, [])
+                     if addr.port == 0 or c.dst.port == addr.port]
+            return 0, types.TickleList(addr=addr, conns=conns).pack(), b""
+        if op == Opcode.TCP_ADD_DELAYED_UPDATE:
+            conn = types.Connection.unpack(req.data)
+            if st.public_ips is None:
+                return 0, b"", b""
+            if self._find(dest, conn.dst) is None:
+                return -1, b"", b""
+            conns = st.tickles.setdefault(conn.dst.ip, [])
+            if conn not in conns:
+                conns.append(conn)
+            return 0, b"", b""
+        if op == Opcode.TCP_REMOVE:
+            conn = types.Connection.unpack(req.data)
+            conns = st.tickles.get(conn.dst.ip, [])
+            if conn in conns:  # 4.17 moves the last entry into the hole
+                i = conns.index(conn)
+                conns[i] = conns[-1]
+                conns.pop()
+            return 0, b"", b""
+        raise AssertionError(op)
+
+
+_IP_CONTROLS = frozenset({
+    Opcode.GET_PUBLIC_IPS, Opcode.GET_PUBLIC_IP_INFO, Opcode.SET_IFACE_LINK_STATE,
+    Opcode.RELEASE_IP, Opcode.TAKEOVER_IP, Opcode.ADD_PUBLIC_IP, Opcode.DEL_PUBLIC_IP,
+    Opcode.RELOAD_PUBLIC_IPS, Opcode.GET_TCP_TICKLE_LIST, Opcode.TCP_ADD_DELAYED_UPDATE,
+    Opcode.TCP_REMOVE,
+})
