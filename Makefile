@@ -8,12 +8,12 @@ APT_PKGS := python3 python3-venv python3-pip iproute2 procps psmisc ctdb tdb-too
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+$(VENV)/.installed: pyproject.toml plugins/ipalloc/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
 	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' -e contrib/localcluster -e contrib/example_plugin
+	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e contrib/localcluster -e contrib/example_plugin
 	touch $@
 
 # A 3-node cluster in network namespaces; it stays up until `make demo-down`.

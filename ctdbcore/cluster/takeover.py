@@ -32,12 +32,22 @@ class NodeIPs:
 class Plan:
     current: dict[IP, int]
     new: dict[IP, int]
+    #: every active node that says it holds each address (more than one after a
+    #: hung node resumes, or a partition heals)
+    claims: dict[IP, frozenset[int]] = attrs.field(factory=dict)
 
     @property
     def releases(self) -> list[tuple[IP, int]]:
-        """(address, new holder) for every address whose holder changes."""
-        return [(ip, self.new.get(ip, UNASSIGNED)) for ip, cur in sorted(self.current.items(), key=_key)
-                if cur != UNASSIGNED and self.new.get(ip, UNASSIGNED) != cur]
+        """(address, new holder) for every address some node must give up."""
+        out = []
+        for ip in sorted(set(self.current) | set(self.claims), key=lambda a: (a.version, a.packed)):
+            new = self.new.get(ip, UNASSIGNED)
+            holders = set(self.claims.get(ip, ()))
+            if self.current.get(ip, UNASSIGNED) != UNASSIGNED:
+                holders.add(self.current[ip])
+            if holders - {new}:
+                out.append((ip, new))
+        return out
 
     @property
     def takes(self) -> list[tuple[IP, int]]:
@@ -64,6 +74,15 @@ def current_holders(nodes: list[NodeIPs]) -> dict[IP, int]:
 Allocator = Callable[[dict[IP, int], list[NodeIPs]], dict[IP, int]]
 
 
+def claims(nodes: list[NodeIPs]) -> dict[IP, frozenset[int]]:
+    out: dict[IP, set[int]] = {}
+    for n in nodes:
+        for ip, holder in n.known.items():
+            if holder == n.pnn:
+                out.setdefault(ip, set()).add(n.pnn)
+    return {ip: frozenset(p) for ip, p in out.items()}
+
+
 def plan(nodes: list[NodeIPs], allocate: Allocator) -> Plan:
     cur = current_holders(nodes)
     hosts = [
@@ -73,4 +92,4 @@ def plan(nodes: list[NodeIPs], allocate: Allocator) -> Plan:
     new = allocate(dict(cur), hosts)
     for ip in cur:
         new.setdefault(ip, UNASSIGNED)
-    return Plan(cur, new)
+    return Plan(cur, new, claims(nodes))

@@ -32,7 +32,7 @@ def make_allocator(tunables, *, name: str | None = None):
 
         policy = load_named("ctdb.ipalloc", name or policy_name(tunables))
         ips = [ia.PublicIP(addr=ip, pnn=pnn) for ip, pnn in current.items()]
-        states = [ia.NodeState(pnn=n.pnn, flags=n.flags, available=n.available) for n in nodes]
+        states = [ia.NodeState(pnn=n.pnn, flags=n.flags, available=n.available, runstate=n.runstate) for n in nodes]
         out = ia.allocate(policy, ips, states,
                           no_ip_failback=bool(tunables.get("NoIPFailback")),
                           no_ip_takeover=bool(tunables.get("NoIPTakeover")))

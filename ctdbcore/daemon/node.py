@@ -709,6 +709,9 @@ class Daemon:
         log.log(NOTICE, "CTDB daemon is RUNNING")
         for pnn in self.connected_pnns():
             self.send_control_noreply(pnn, Opcode.STARTUP)
+        # A node that can now host addresses wants its share (4.17 triggers a takeover
+        # run when a node reaches RUNNING).
+        self.poke_leader_takeover()
         if self.events:
             await self.events.monitor_loop(self)
 
@@ -807,6 +810,21 @@ class Daemon:
         if errors:
             raise errors[0]
 
+    async def _phase(self, members: list[int], opcode: int, moves: list) -> None:
+        errors: list[ControlFailed] = []
+
+        async def one(ip, pnn: int) -> None:
+            try:
+                await self._all(members, opcode, T.PublicIp(pnn=pnn, addr=T.SockAddr(ip=ip)).pack())
+            except ControlFailed as e:
+                errors.append(e)
+
+        async with anyio.create_task_group() as tg:
+            for ip, pnn in moves:
+                tg.start_soon(one, ip, pnn)
+        if errors:
+            raise errors[0]
+
     async def _do_recovery(self, views: list[NodeView], reason: str) -> None:
         active = active_nodes(views)
         log.log(NOTICE, "Starting recovery (%s), active nodes %s", reason, active)
@@ -879,13 +897,11 @@ class Daemon:
                 tg.start_soon(gather, p)
         infos.sort(key=lambda n: n.pnn)
         pl = plan(infos, self.allocator)
-        for ip, new in pl.releases:
-            data = T.PublicIp(pnn=new & 0xFFFFFFFF, addr=T.SockAddr(ip=ip)).pack()
-            await self._all(members, Opcode.RELEASE_IP, data)
-        for ip, new in pl.takes:
-            data = T.PublicIp(pnn=new, addr=T.SockAddr(ip=ip)).pack()
-            # The new holder takes it; everyone else records who holds it.
-            await self._all([new] + [m for m in members if m != new], Opcode.TAKEOVER_IP, data)
+        # All releases finish before any take starts, so an address is never up on
+        # two nodes; within each phase the addresses move in parallel.
+        await self._phase(members, Opcode.RELEASE_IP, [(ip, new & 0xFFFFFFFF) for ip, new in pl.releases])
+        # The new holder takes it; everyone else records who holds it.
+        await self._phase(members, Opcode.TAKEOVER_IP, pl.takes)
         await self._all(members, Opcode.IPREALLOCATED)
         self._takeover_done_key = key
         if pl.releases or any(pl.current.get(ip) != pnn for ip, pnn in pl.takes):

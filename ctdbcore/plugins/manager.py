@@ -55,6 +55,9 @@ BUILTIN_PLUGINS: dict[str, tuple[tuple[str, str], ...]] = {GROUP_SERVICES: ()}
 #: Distribution to suggest in "is the plugin installed?" errors, per (group, name).
 KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
     (GROUP_SERVICES, "example"): "ctdb-example-plugin",
+    ("ctdb.ipalloc", "lcp2"): "ctdb-ipalloc",
+    ("ctdb.ipalloc", "deterministic"): "ctdb-ipalloc",
+    ("ctdb.ipalloc", "nondeterministic"): "ctdb-ipalloc",
 }
 
 #: ``CTDB_ORDER`` of an event plugin that declares none (4.17 scripts are NN.name).

@@ -45,10 +45,10 @@ def placed(lc, alive) -> bool:
 def test_addresses_are_placed_once_and_follow_failures(local_cluster) -> None:
     lc = local_cluster(n=3)
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL), what="every public address on exactly one node")
-    holders = kernel_holders(lc)
     # LCP2 spreads 3 addresses over 3 healthy nodes: one each
-    assert sorted(h[0] for h in holders.values()) == ALL
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+             what="every public address on exactly one node, one per node")
+    holders = kernel_holders(lc)
 
     victim = holders[PUBLIC[0]][0]
     survivors = [p for p in ALL if p != victim]
