@@ -78,47 +78,80 @@ def test_addresses_are_placed_once_and_follow_failures(local_cluster) -> None:
              what="a continued node gets one back")
 
 
-def test_client_connection_is_reset_at_once_when_its_node_dies(local_cluster) -> None:
-    import os
+SCENARIOS = ["kill", "kill-leader", "sigstop", "disable", "unhealthy"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tmp_path, scenario) -> None:
+    """The client holds a TCP connection to a public address; its holder fails (or is
+    disabled): the address moves, the client sees the reset at once and a new
+    connection to the same address works."""
     import subprocess
     import sys
     import time
     from pathlib import Path
 
-    here = Path(__file__).parent
-    lc = local_cluster(n=3)
+    plugin_dir = str(Path(__file__).parent / "testplugin")
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    lc = local_cluster(n=3, tunables=(("MonitorInterval", "1"),),
+                       env=(("PYTHONPATH", plugin_dir), ("CTDB_TESTPLUGIN_DIR", str(ctl))))
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL), what="addresses placed")
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+             what="one address per node")
+    leader = int(ctdb(lc, 0, "leader").strip())
+    holders = kernel_holders(lc)
+    if scenario == "kill-leader":
+        ip = next(a for a in PUBLIC if holders[a][0] == leader)
+    else:
+        ip = next(a for a in PUBLIC if holders[a][0] != leader)
+    holder = holders[ip][0]
+    others = [p for p in ALL if p != holder]
     servers = []
+    client = None
     try:
         for p in ALL:
-            env = {**lc.env(p), "PYTHONPATH": str(here.parent.parent)}
             servers.append(subprocess.Popen(
                 ["ip", "netns", "exec", lc.node_ns(p), sys.executable, "-m", "ctdb_localcluster.echo_server", "7000"],
-                env=env, stdout=subprocess.PIPE, text=True))
-        for s in servers:
-            assert s.stdout.readline().strip() == "listening"
-        ip = PUBLIC[0]
-        holder = kernel_holders(lc)[ip][0]
-        client = subprocess.Popen(["ip", "netns", "exec", lc.client_ns, sys.executable, "-m", "ctdb_localcluster.echo_client", ip, "7000"],
-                                  stdout=subprocess.PIPE, text=True)
+                env=lc.env(p), stdout=subprocess.PIPE, text=True))
+        for srv in servers:
+            assert srv.stdout.readline().strip() == "listening"
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", lc.client_ns, sys.executable, "-m", "ctdb_localcluster.echo_client", ip, "7000"],
+            stdout=subprocess.PIPE, text=True)
         assert client.stdout.readline().startswith("connected")
-        # the holder's ctdbd knows the connection, and tells the others
-        wait_for(lambda: "Num connections: 1" in ctdb(lc, [p for p in ALL if p != holder][0], "gettickles", ip),
-                 what="tickle list propagated")
-        t_kill = time.monotonic()
-        lc.kill(holder)
+        wait_for(lambda: "Num connections: 1" in ctdb(lc, others[0], "gettickles", ip), what="tickle list propagated")
+        t0 = time.monotonic()
+        if scenario in ("kill", "kill-leader"):
+            lc.kill(holder)
+        elif scenario == "sigstop":
+            lc.stop(holder)
+        elif scenario == "disable":
+            ctdb(lc, holder, "disable")
+        elif scenario == "unhealthy":
+            (ctl / f"monitor.{holder}").write_text("fail")
         line = client.stdout.readline().split()
-        assert line[0] == "reset", line
-        reset_after = float(line[1]) - t_kill
+        assert line and line[0] == "reset", line
         line2 = client.stdout.readline().split()
-        assert line2[0] == "reconnected", line2
+        assert line2 and line2[0] == "reconnected", line2
         assert client.wait(timeout=10) == 0
-        # far below any TCP timeout: the tickle did it
-        assert reset_after < 10, reset_after
-        survivors = [p for p in ALL if p != holder]
-        assert kernel_holders(lc, survivors)[ip] != []
+        assert float(line[1]) - t0 < 10  # TCP would take minutes; the tickle or killtcp did it
+        wait_for(lambda: len(kernel_holders(lc, others)[ip]) == 1, timeout=10, what=f"{ip} on exactly one survivor")
     finally:
-        for s in servers:
-            s.kill()
-            s.wait()
+        if scenario == "sigstop":
+            lc.cont(holder)
+        for srv in servers:
+            srv.kill()
+            srv.wait()
+        if client is not None and client.poll() is None:
+            client.kill()
+    if scenario == "disable":
+        ctdb(lc, holder, "enable")
+    if scenario == "unhealthy":
+        (ctl / f"monitor.{holder}").unlink()
+    if scenario in ("kill", "kill-leader"):
+        lc.start(holder)
+    lc.wait_ok(timeout=30)
+    # and back again: the node gets an address after it recovers (LCP2 rebalances)
+    wait_for(lambda: placed(lc, ALL) and holder in sum(kernel_holders(lc).values(), []),
+             what="rebalanced after recovery")

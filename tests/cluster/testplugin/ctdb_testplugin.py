@@ -9,17 +9,20 @@ from ctdbcore.plugins import hookimpl
 CTDB_ORDER = 10
 
 
-def _mode(event: str) -> str:
+def _mode(event: str, pnn: int | None = None) -> str:
+    """`<dir>/<event>.<pnn>` (this node only) wins over `<dir>/<event>` (all nodes)."""
     d = os.environ.get("CTDB_TESTPLUGIN_DIR", "")
-    try:
-        with open(os.path.join(d, event)) as f:
-            return f.read().strip()
-    except OSError:
-        return "ok"
+    for name in ([f"{event}.{pnn}"] if pnn is not None else []) + [event]:
+        try:
+            with open(os.path.join(d, name)) as f:
+                return f.read().strip()
+        except OSError:
+            continue
+    return "ok"
 
 
-def _act(event: str):
-    mode = _mode(event)
+def _act(event: str, pnn: int | None = None):
+    mode = _mode(event, pnn)
     if mode == "raise":
         raise RuntimeError(f"testplugin {event} raised on purpose")
     if mode == "fail":
@@ -33,7 +36,7 @@ def _act(event: str):
 
 @hookimpl
 def ctdb_monitor(ctx):
-    return _act("monitor")
+    return _act("monitor", ctx.pnn)
 
 
 @hookimpl
