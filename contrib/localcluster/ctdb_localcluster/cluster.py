@@ -319,8 +319,11 @@ class LocalCluster:
             elif tun.exists():
                 tun.unlink()
             if o.impl == "real":
-                # 4.17 in test mode looks for event scripts in $CTDB_BASE/events/legacy.
+                # 4.17 in test mode looks for event scripts in $CTDB_BASE/events/legacy;
+                # 10.interface moves the public addresses (its state goes to var/scripts).
                 (d / "events" / "legacy").mkdir(parents=True, exist_ok=True)
+                (d / "var" / "scripts").mkdir(parents=True, exist_ok=True)
+                files.link_real_event_scripts(d)
 
     def _build_network(self) -> None:
         hub = self.hub_ns
@@ -349,6 +352,8 @@ class LocalCluster:
         env["CTDB_NODES_FILE"] = self.nodes_file()
         if self.options.impl == "real":
             env["CTDB_TEST_MODE"] = "yes"
+            # Debian's event scripts keep state here (default /var/lib/ctdb/scripts, shared).
+            env["CTDB_SCRIPT_VARDIR"] = str(Path(node.dir) / "var" / "scripts")
         env.update(dict(self.options.env))
         return env
 

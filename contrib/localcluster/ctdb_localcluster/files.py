@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 HELPER = "/usr/libexec/ctdb/ctdb_mutex_fcntl_helper"
+REAL_EVENT_SCRIPTS = "/usr/share/ctdb/events/legacy"
+REAL_FUNCTIONS = "/etc/ctdb/functions"
+# Debian's 4.17 event scripts enabled for the real daemon: 10.interface adds and removes
+# the public addresses (takeip/releaseip) and kills TCP connections on release.
+REAL_ENABLED_SCRIPTS = ("10.interface",)
 LOCK_MODES = ("none", "file", "helper")
 
 
@@ -55,3 +60,19 @@ def public_addresses_file(addresses: list[str], iface: str = "eth1") -> str:
 
 def tunables_file(tunables: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in tunables.items())
+
+
+def link_real_event_scripts(node_dir: Path) -> None:
+    """Enable Debian's 4.17 event scripts in a real node's CTDB_BASE (events/legacy/*.script
+    symlinks, plus the `functions` file they source); a no-op where ctdb is not installed."""
+    legacy = node_dir / "events" / "legacy"
+    legacy.mkdir(parents=True, exist_ok=True)
+    wanted = {Path(node_dir) / "functions": Path(REAL_FUNCTIONS)}
+    for name in REAL_ENABLED_SCRIPTS:
+        wanted[legacy / f"{name}.script"] = Path(REAL_EVENT_SCRIPTS) / f"{name}.script"
+    for link, target in wanted.items():
+        if not target.exists():
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
