@@ -177,6 +177,7 @@ class Daemon:
         self._leader_wake = anyio.Event()
         self._startup_ready = anyio.Event()
         self._force_recovery = False
+        self._leaderless_since: float | None = None
         self._takeover_requests: list[T.SrvidMessage] = []
         self._takeover_failed = False
         self._takeover_disabled_until = 0.0
@@ -320,7 +321,17 @@ class Daemon:
             if self.ban_until is not None and now >= self.ban_until:
                 self.ban_until = None
                 self.set_own_flags(self.own_flags & ~NodeFlags.BANNED, "ban expired")
-            deadlines = [d for d in (self.election.next_deadline(), self.liveness.next_deadline(), self.ban_until) if d]
+            drop_at = None
+            if self._leaderless_since is not None and self.public_ips.held_here():
+                # 4.17 RecoveryDropAllIPs: a node that has had no leader for this long is
+                # cut off; its addresses are served elsewhere, so let them go.
+                drop_at = self._leaderless_since + float(self.tunables.get("RecoveryDropAllIPs"))
+                if now >= drop_at:
+                    drop_at = None
+                    self._leaderless_since = None
+                    self.spawn(self.public_ips.release_all, "no leader for RecoveryDropAllIPs seconds")
+            deadlines = [d for d in (self.election.next_deadline(), self.liveness.next_deadline(), self.ban_until,
+                                     drop_at) if d]
             delay = max(0.0, min(deadlines) - _now()) if deadlines else 1.0
             self._wake = anyio.Event()
             with anyio.move_on_after(min(delay, 1.0)):
@@ -351,7 +362,11 @@ class Daemon:
                 if e.new == self.pnn:
                     self._force_recovery = True
                     self.poke_leader()
-                elif e.new == UNKNOWN_PNN and self.recmode != RecMode.ACTIVE:
+                if e.new == UNKNOWN_PNN:
+                    self._leaderless_since = _now()
+                else:
+                    self._leaderless_since = None
+                if e.new == UNKNOWN_PNN and self.recmode != RecMode.ACTIVE:
                     # 4.17's force_election puts the nodes into recovery mode: without a
                     # leader nobody may act, and only a leader's recovery ends it.
                     log.log(NOTICE, "Recovery mode set to ACTIVE (no leader)")

@@ -155,3 +155,54 @@ def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tm
     # and back again: the node gets an address after it recovers (LCP2 rebalances)
     wait_for(lambda: placed(lc, ALL) and holder in sum(kernel_holders(lc).values(), []),
              what="rebalanced after recovery")
+
+
+def test_partition_minority_drops_its_addresses_and_gets_them_back_on_heal(local_cluster) -> None:
+    """2|1 partition: the majority takes the isolated node's address; the isolated
+    node, without a leader, lets its addresses go after RecoveryDropAllIPs (4.17's
+    rule; here 2 s). Until then both sides carry it, as with 4.17 (which waits 120 s
+    by default): closing that window is still to do."""
+    lc = local_cluster(n=3, tunables=(("RecoveryDropAllIPs", "2"),))
+    lc.wait_ok(timeout=30)
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+             what="one address per node")
+    leader = int(ctdb(lc, 0, "leader").strip())
+    isolated = next(p for p in ALL if p != leader)
+    majority = [p for p in ALL if p != isolated]
+    its_ip = next(ip for ip, h in kernel_holders(lc).items() if h == [isolated])
+    lc.partition([majority, [isolated]])
+    try:
+        wait_for(lambda: len(kernel_holders(lc, majority)[its_ip]) == 1, what="the majority took the address")
+        wait_for(lambda: isolated not in sum(kernel_holders(lc).values(), []), timeout=15,
+                 what="the isolated node dropped its addresses")
+        assert all(len(h) == 1 for h in kernel_holders(lc).values())
+    finally:
+        lc.heal()
+    lc.wait_ok(timeout=30)
+    wait_for(lambda: placed(lc, ALL) and isolated in sum(kernel_holders(lc).values(), []),
+             what="rebalanced after heal")
+
+
+def test_static_mode_nothing_moves(local_cluster) -> None:
+    """[failover] disabled: ctdbd never adds, moves or removes public addresses."""
+    import time
+
+    lc = local_cluster(n=3)
+    lc.wait_ok(timeout=30)
+    for p in ALL:
+        lc.kill(p)
+        lc.run(p, "ip", "addr", "flush", "dev", "eth1", timeout=10)
+        conf = lc.node_dir(p) / "ctdb.conf"
+        conf.write_text(conf.read_text() + "\n[failover]\n\tdisabled = true\n")
+    for p in ALL:
+        lc.start(p)
+    lc.wait_ok(timeout=30)
+    time.sleep(2)
+    assert all(h == [] for h in kernel_holders(lc).values())
+    # the administrator puts an address on node 1 by hand; node 1 dies; it stays put
+    lc.run(1, "ip", "addr", "add", f"{PUBLIC[0]}/24", "dev", "eth1", timeout=10)
+    lc.kill(1)
+    wait_for(lambda: "DISCONNECTED" in ctdb(lc, 0, "status"), what="node 1 seen dead")
+    time.sleep(2)
+    holders = kernel_holders(lc, [0, 2])
+    assert all(h == [] for h in holders.values())

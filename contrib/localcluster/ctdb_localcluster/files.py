@@ -62,17 +62,44 @@ def tunables_file(tunables: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in tunables.items())
 
 
+# 4.17 in test mode (CTDB_TEST_MODE) sets do_checkpublicip = false: it never asks the kernel
+# whether it already holds an address, so it sends `takeip` for every address it keeps on
+# every takeover run (and `releaseip` without the kernel check). Debian's 10.interface then
+# fails with "Address already assigned" and the node gets banned. This wrapper does the
+# kernel check the non-test daemon does itself (ctdb_sys_have_ip) and hands every other
+# call to Debian's script unchanged.
+REAL_INTERFACE_WRAPPER = """#!/bin/sh
+# Written by localcluster: Debian's 10.interface with the kernel check that 4.17 skips in
+# test mode (see ctdb_localcluster/files.py).
+case "$1" in
+takeip)
+	ip -o addr show dev "$2" to "$3/32" 2>/dev/null | grep -q . && exit 0 ;;
+releaseip)
+	ip -o addr show to "$3/32" 2>/dev/null | grep -q . || exit 0 ;;
+esac
+exec {script} "$@"
+"""
+
+
 def link_real_event_scripts(node_dir: Path) -> None:
-    """Enable Debian's 4.17 event scripts in a real node's CTDB_BASE (events/legacy/*.script
-    symlinks, plus the `functions` file they source); a no-op where ctdb is not installed."""
-    legacy = node_dir / "events" / "legacy"
+    """Enable Debian's 4.17 event scripts in a real node's CTDB_BASE (events/legacy/*.script,
+    plus the `functions` file they source); a no-op where ctdb is not installed."""
+    legacy = Path(node_dir) / "events" / "legacy"
     legacy.mkdir(parents=True, exist_ok=True)
-    wanted = {Path(node_dir) / "functions": Path(REAL_FUNCTIONS)}
+    functions = Path(node_dir) / "functions"
+    if Path(REAL_FUNCTIONS).exists():
+        if functions.is_symlink() or functions.exists():
+            functions.unlink()
+        functions.symlink_to(REAL_FUNCTIONS)
     for name in REAL_ENABLED_SCRIPTS:
-        wanted[legacy / f"{name}.script"] = Path(REAL_EVENT_SCRIPTS) / f"{name}.script"
-    for link, target in wanted.items():
+        target = Path(REAL_EVENT_SCRIPTS) / f"{name}.script"
         if not target.exists():
             continue
+        link = legacy / f"{name}.script"
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(target)
+        if name == "10.interface":
+            link.write_text(REAL_INTERFACE_WRAPPER.replace("{script}", str(target)))
+            link.chmod(0o755)
+        else:
+            link.symlink_to(target)
