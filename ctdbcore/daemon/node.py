@@ -65,6 +65,7 @@ class ControlFailed(Exception):
         super().__init__(f"control {Opcode(opcode).name if opcode in Opcode._value2member_map_ else opcode} "
                          f"to node {pnn} failed: status {status} {errmsg}")
         self.status = status
+        self.pnn = pnn
 
 
 @attrs.define
@@ -181,6 +182,7 @@ class Daemon:
         self._takeover_requests: list[T.SrvidMessage] = []
         self._takeover_failed = False
         self._takeover_disabled_until = 0.0
+        self._ban_credits: dict[int, tuple[int, float]] = {}
         self._takeover_done_key: tuple = ()
         self.failover_disabled = failover_disabled
         self.public_addresses_path = public_addresses_path
@@ -871,11 +873,37 @@ class Daemon:
         except ControlFailed as e:
             log.warning("Takeover run failed: %s", e)
             ok = False
+            self._blame(e.pnn, "takeover run failed")
         self._takeover_failed = not ok
+        if ok:
+            self._ban_credits.clear()
         result = T.pack_i32(self.pnn if ok else -1)
         for r in requests:
             if r.srvid != 0:
                 self.send_message(r.pnn, r.srvid, result)
+
+    def _blame(self, pnn: int, why: str) -> None:
+        """4.17's ban credits: each failure a node causes is worth nodemap size credits,
+        credits older than RecoveryGracePeriod are forgiven, and twice the nodemap size
+        bans the node for RecoveryBanPeriod (so: two failures in a row)."""
+        now = _now()
+        n = len(self.nodes)
+        credits, last = self._ban_credits.get(pnn, (0, now))
+        if now - last > float(self.tunables.get("RecoveryGracePeriod")):
+            credits = 0
+        credits += n
+        self._ban_credits[pnn] = (credits, now)
+        if credits >= 2 * n and self.tunables.get("EnableBans"):
+            self._ban_credits.pop(pnn, None)
+            period = int(self.tunables.get("RecoveryBanPeriod"))
+            log.log(NOTICE, "Banning node %d for %d seconds (%s)", pnn, period, why)
+            self.spawn(self._ban_node, pnn, period)
+
+    async def _ban_node(self, pnn: int, period: int) -> None:
+        status, _, err = await self.control(pnn, Opcode.SET_BAN_STATE, T.BanState(pnn=pnn, time=period).pack(),
+                                            timeout=POLL_TIMEOUT)
+        if status != 0:
+            log.warning("Could not ban node %d: %s", pnn, err.decode(errors="replace"))
 
     def _takeover_key(self) -> tuple:
         return tuple((n.pnn, self.flags[n.pnn]) for n in self.nodes if not n.deleted)

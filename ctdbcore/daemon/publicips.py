@@ -160,6 +160,9 @@ class PublicIPs:
         if self.d.events is not None:
             ok = await self.d.events.run("takeip", iface=best, ip=str(v.ip), maskbits=v.prefixlen)
             if not ok:
+                # Plugins before the failing one may have brought the address up: undo
+                # it, or it would stay on this node while the leader places it elsewhere.
+                await self.d.events.run("releaseip", iface=best, ip=str(v.ip), maskbits=v.prefixlen)
                 return -1, f"takeip event failed for {ip}"
         v.pnn, v.active_iface = self.d.pnn, best
         self._ref(best, +1)

@@ -206,3 +206,29 @@ def test_static_mode_nothing_moves(local_cluster) -> None:
     time.sleep(2)
     holders = kernel_holders(lc, [0, 2])
     assert all(h == [] for h in holders.values())
+
+
+def test_node_whose_takeip_keeps_failing_is_banned(local_cluster, tmp_path) -> None:
+    from pathlib import Path
+
+    plugin_dir = str(Path(__file__).parent / "testplugin")
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    lc = local_cluster(n=3, tunables=(("RecoveryBanPeriod", "4"),),
+                       env=(("PYTHONPATH", plugin_dir), ("CTDB_TESTPLUGIN_DIR", str(ctl))))
+    lc.wait_ok(timeout=30)
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+             what="one address per node")
+    victim = 2
+    (ctl / f"takeip.{victim}").write_text("fail")
+    ctdb(lc, victim, "disable")
+    wait_for(lambda: victim not in sum(kernel_holders(lc).values(), []), what="addresses moved off")
+    # Now the leader wants to give it one back, and that fails: the tool reports the
+    # failed takeover run (exit 1, as 4.17), the leader blames the node and bans it.
+    ctdb(lc, victim, "enable", check=False)
+    wait_for(lambda: "BANNED" in ctdb(lc, 0, "status"), timeout=20, what="the failing node banned")
+    assert victim not in sum(kernel_holders(lc).values(), []) and placed(lc, [p for p in ALL if p != victim])
+    (ctl / f"takeip.{victim}").unlink()
+    wait_for(lambda: "BANNED" not in ctdb(lc, 0, "status"), timeout=20, what="ban expiry")
+    lc.wait_ok(timeout=30)
+    wait_for(lambda: placed(lc, ALL) and victim in sum(kernel_holders(lc).values(), []), what="back in service")

@@ -47,3 +47,8 @@ def ctdb_startup(ctx):
 @hookimpl
 def ctdb_shutdown(ctx):
     return _act("shutdown")
+
+
+@hookimpl
+def ctdb_takeip(ctx, iface, ip, maskbits):
+    return _act("takeip", ctx.pnn)
