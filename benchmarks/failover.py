@@ -30,7 +30,7 @@ until every node is OK and every address is on exactly one node, one per node.
 
 Debian's 4.17 runs with its own 10.interface event script (see
 ctdb_localcluster/files.py for the one wrapper test mode needs). Its SIGSTOP detection
-takes ~25 s (KeepaliveInterval 5 x KeepaliveLimit 5), so its runs are bounded at 90 s
+takes ~25 s (KeepaliveInterval 5 x KeepaliveLimit 5), so its runs are bounded at 60 s
 per scenario; a scenario that does not finish counts as a failure and prints "fail".
 """
 
@@ -51,6 +51,7 @@ import time
 from ctdb_localcluster.cluster import REAL_CTDBD, LocalCluster
 from ctdbcore.client import Client
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 7000
 N = 3
 SCENARIOS = ("kill", "kill-leader", "sigstop", "disable")
@@ -138,6 +139,52 @@ class EchoClient:
         self.proc.wait()
 
 
+def serve(port: int) -> None:
+    """Echo server (run in a node namespace by `--serve PORT`). Like smbd it registers each
+    client connection with TCP_CLIENT and keeps its ctdbd connection open while the TCP
+    connection lasts: 4.17 drops a connection from the tickle list when the client that
+    registered it disconnects (ctdb_localcluster.echo_server closes it at once, so 4.17
+    would have nothing to tickle)."""
+    import ipaddress
+    import socket
+
+    from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode
+    from ctdbcore.protocol.types import Connection, SockAddr
+
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(16)
+    print("listening", flush=True)
+
+    def handle(conn: socket.socket) -> None:
+        peer, local = conn.getpeername(), conn.getsockname()
+        ctdb = None
+        try:
+            ctdb = Client(os.environ["CTDB_SOCKET"], timeout=5)
+            info = Connection(src=SockAddr(ip=ipaddress.ip_address(peer[0]), port=peer[1]),
+                              dst=SockAddr(ip=ipaddress.ip_address(local[0]), port=local[1]))
+            ctdb.control(Opcode.TCP_CLIENT, info.pack(), flags=CTRL_FLAG_NOREPLY)
+        except Exception as exc:  # noqa: BLE001 - the run then shows a slow reset
+            print(f"TCP_CLIENT failed: {exc}", flush=True)
+        try:
+            while data := conn.recv(1024):
+                conn.sendall(data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            if ctdb is not None:
+                try:
+                    ctdb.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
 def _wait(pred, timeout: float, what: str, interval: float = 0.02) -> float:
     t0 = time.monotonic()
     while True:
@@ -193,12 +240,39 @@ def heal(lc: LocalCluster, real: bool) -> None:
     _wait(lambda: placed(lc), timeout, "addresses placed one per node", 0.1)
 
 
-def tickles(lc: LocalCluster, pnn: int, ip: str) -> bool:
-    out = lc.run(pnn, lc.state["ctdb"], "gettickles", ip, check=False, timeout=10).stdout
-    return "Num connections: 1" in out
+def client_endpoint(lc: LocalCluster, ip: str) -> str:
+    """address:port of the client's established connection to ip:PORT."""
+    out = lc.client("ss", "-tnH", "state", "established", "dst", f"{ip}:{PORT}", timeout=10).stdout
+    rows = [ln.split() for ln in out.splitlines() if ln.strip()]
+    if not rows:
+        raise RuntimeError(f"no client connection to {ip}:{PORT}")
+    return rows[-1][-2]
 
 
-def one_run(lc: LocalCluster, scenario: str, mon: AddressMonitor, real: bool) -> dict[str, float]:
+def tickled_everywhere(lc: LocalCluster, nodes: list[int], ip: str, endpoint: str) -> bool:
+    """Every node in nodes has the client's connection in its tickle list for ip."""
+    for p in nodes:
+        out = lc.run(p, lc.state["ctdb"], "gettickles", ip, check=False, timeout=10).stdout
+        if endpoint not in out:
+            return False
+    return True
+
+
+def _arp_note(lc: LocalCluster, ip: str, holder: int) -> str:
+    """Which node's eth1 MAC the client's neighbour entry for ip points at (diagnostic)."""
+    try:
+        neigh = json.loads(lc.client("ip", "-j", "neigh", "show", ip, timeout=5).stdout or "[]")
+        mac = neigh[0].get("lladdr") if neigh else None
+        for p in range(N):
+            link = json.loads(lc.run(p, "ip", "-j", "link", "show", "eth1", timeout=5).stdout)
+            if link and link[0].get("address") == mac:
+                return f"client's ARP entry for {ip} points at node {p} (old holder {holder})"
+        return f"client's ARP entry for {ip}: {mac}"
+    except Exception as exc:  # noqa: BLE001
+        return f"no ARP diagnostic: {exc}"
+
+
+def one_run(lc: LocalCluster, scenario: str, mon: AddressMonitor, real: bool) -> dict[str, float | None]:
     heal(lc, real)
     lead = leader(lc)
     holders = {ip: v[0] for ip, v in kernel_holders(lc).items()}
@@ -207,46 +281,59 @@ def one_run(lc: LocalCluster, scenario: str, mon: AddressMonitor, real: bool) ->
     else:
         ip = next(a for a in sorted(holders) if holders[a] != lead)
     holder = holders[ip]
-    other = next(p for p in range(N) if p != holder)
     client = EchoClient(lc, ip)
-    bound = 90.0 if real else 20.0
+    bound = 60.0 if real else 20.0
     try:
         client.expect(("connected",), time.monotonic() + 15)
-        _wait(lambda: tickles(lc, other, ip), 30, "connection in a second node's tickle list", 0.05)
+        endpoint = client_endpoint(lc, ip)
+        others = [p for p in range(N) if p != holder]
+        _wait(lambda: tickled_everywhere(lc, others, ip, endpoint), 45 if real else 15,
+              "connection in the other nodes' tickle lists", 0.05)
         t0 = time.monotonic()
         if scenario in ("kill", "kill-leader"):
             lc.kill(holder)
         elif scenario == "sigstop":
             lc.stop(holder)
         elif scenario == "disable":
-            with Client(lc.socket(holder), timeout=10) as c:
-                c.disable_node()
+            # The tool, not just the DISABLE_NODE control: 4.17's `ctdb disable` itself
+            # asks for the takeover run (ipreallocate) that moves the addresses.
+            lc.run(holder, lc.state["ctdb"], "disable", timeout=30)
         deadline = t0 + bound
-        t_reset = client.expect(("reset", "closed"), deadline)
-        t_reconn = client.expect(("reconnected",), deadline)
-        t_addr = mon.first_add(ip, t0, exclude=holder)
-        if t_addr is None:
-            _wait(lambda: mon.first_add(ip, t0, holder) is not None, max(0.0, deadline - time.monotonic()),
-                  f"{ip} on another node")
-            t_addr = mon.first_add(ip, t0, holder)
-        assert t_addr is not None
-        return {"address": t_addr - t0, "reset": t_reset - t0, "reconn": t_reconn - t0}
+        out: dict[str, float | None] = {m: None for m in METRICS}
+        errors = []
+        try:
+            _wait(lambda: mon.first_add(ip, t0, holder) is not None, bound, f"{ip} on another node")
+            out["address"] = mon.first_add(ip, t0, holder) - t0  # type: ignore[operator]
+        except TimeoutError as exc:
+            errors.append(str(exc))
+        try:
+            out["reset"] = client.expect(("reset", "closed"), deadline) - t0
+            out["reconn"] = client.expect(("reconnected",), deadline) - t0
+        except (TimeoutError, RuntimeError) as exc:
+            errors.append(f"{exc}; {_arp_note(lc, ip, holder)}")
+        out["errors"] = "; ".join(errors) or None  # type: ignore[assignment]
+        return out
     finally:
         client.close()
         if scenario == "sigstop":
             lc.cont(holder)
         elif scenario == "disable":
-            try:
-                with Client(lc.socket(holder), timeout=10) as c:
-                    c.enable_node()
-            except Exception as exc:  # noqa: BLE001
-                print(f"    enable of node {holder} failed: {exc}", flush=True)
+            res = lc.run(holder, lc.state["ctdb"], "enable", check=False, timeout=60)
+            if res.returncode:
+                print(f"    enable of node {holder} failed: {res.stderr.strip()}", flush=True)
         if real and scenario in ("kill", "kill-leader"):
             # A SIGKILLed 4.17 node's cluster lock helper lingers up to 5 s.
             time.sleep(1.0)
 
 
-def run_impl(impl: str, runs: int) -> dict[str, dict[str, list[float | None]]]:
+def _server_env(lc: LocalCluster, pnn: int) -> dict[str, str]:
+    env = lc.env(pnn)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (REPO, env.get("PYTHONPATH")) if x)
+    return env
+
+
+def run_impl(impl: str, runs: int, log_level: str = "NOTICE",
+             scenarios: tuple[str, ...] = SCENARIOS) -> dict[str, dict[str, list[float | None]]]:
     real = impl == "real"
     root = tempfile.mkdtemp(prefix=f"ctdb-failover-{impl}-")
     lc = LocalCluster(root, f"fo{impl[0]}{os.getpid() % 10000}", cleanup_at_exit=True)
@@ -254,20 +341,24 @@ def run_impl(impl: str, runs: int) -> dict[str, dict[str, list[float | None]]]:
     servers: list[subprocess.Popen] = []
     mon = None
     try:
-        lc.up(n=N, impl=impl, lock="helper" if real else "file")
+        lc.up(n=N, impl=impl, lock="helper" if real else "file", log_level=log_level)
         for p in range(N):
             servers.append(subprocess.Popen(
                 ["ip", "netns", "exec", lc.node_ns(p), sys.executable, "-m",
-                 "ctdb_localcluster.echo_server", str(PORT)],
-                env=lc.env(p), stdout=subprocess.PIPE, text=True, start_new_session=True))
+                 "benchmarks.failover", "--serve", str(PORT)],
+                env=_server_env(lc, p), cwd=REPO, stdout=subprocess.PIPE, text=True,
+                start_new_session=True))
         for srv in servers:
             assert srv.stdout is not None and srv.stdout.readline().strip() == "listening"
         mon = AddressMonitor(lc)
         for i in range(runs):
-            for s in SCENARIOS:
+            for s in scenarios:
                 try:
                     r: dict[str, float | None] = dict(one_run(lc, s, mon, real))
-                    msg = "  ".join(f"{m} {r[m]:6.3f} s" for m in METRICS)
+                    msg = "  ".join(f"{m} " + ("  fail " if r[m] is None else f"{r[m]:6.3f} s")
+                                    for m in METRICS)
+                    if r.get("errors"):
+                        msg += f"  ({r['errors']})"
                 except (TimeoutError, RuntimeError, OSError) as exc:
                     r = {m: None for m in METRICS}
                     msg = f"FAILED: {exc}"
@@ -307,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--real-runs", type=int, default=3)
     p.add_argument("--no-real", action="store_true")
+    p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
     if os.geteuid() != 0:
         print("benchmarks.failover needs root (network namespaces)", file=sys.stderr)
         return 2

@@ -18,9 +18,11 @@ from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode
 
 log = logging.getLogger("ctdb")
 NOTICE = 25
-# 4.17 sends gratuitous ARPs (with tickles) 3 times, 1.1 s apart.
-ARP_REPEAT = 3
-ARP_INTERVAL = 1.1
+# 4.17 sends gratuitous ARPs (with tickles) 3 times, 1.1 s apart. A Linux client
+# ignores a gratuitous ARP for an entry it confirmed less than `locktime` (1 s) ago,
+# and a tickle answered while its ARP entry still names the old holder resets
+# nothing; so we announce often during the first second, then as 4.17 does.
+ANNOUNCE_AT = (0.0, 0.15, 0.3, 0.5, 0.75, 1.05, 1.5, 2.2, 3.3)
 
 
 def _key(c: T.Connection) -> tuple:
@@ -73,7 +75,12 @@ class Tickles:
             from ctdbcore.netif.tickle import send_tickle_ack
         except ImportError:  # pragma: no cover - netif is part of ctdb-core
             return
-        for round_ in range(ARP_REPEAT):
+        t0 = anyio.current_time()
+        for round_, at in enumerate(ANNOUNCE_AT):
+            await anyio.sleep(max(0.0, t0 + at - anyio.current_time()))
+            v = self.d.public_ips.find(ip)
+            if v is None or v.active_iface != iface:
+                return  # released or moved meanwhile: stop announcing it
             conns = list(self.by_ip.get(str(ip), {}).values())
 
             def work() -> None:
@@ -90,7 +97,6 @@ class Tickles:
             await anyio.to_thread.run_sync(work)
             if round_ == 0 and conns:
                 log.log(NOTICE, "Sent tickle ACKs for %d connection(s) to %s", len(conns), ip)
-            await anyio.sleep(ARP_INTERVAL)
 
 
 _ = CTRL_FLAG_NOREPLY

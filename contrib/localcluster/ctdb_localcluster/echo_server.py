@@ -21,18 +21,27 @@ print("listening", flush=True)
 
 def serve(conn: socket.socket) -> None:
     peer, local = conn.getpeername(), conn.getsockname()
+    ctdb = None
     try:
-        with Client(os.environ["CTDB_SOCKET"], timeout=5) as c:
-            conn_info = Connection(src=SockAddr(ip=ipaddress.ip_address(peer[0]), port=peer[1]),
-                                   dst=SockAddr(ip=ipaddress.ip_address(local[0]), port=local[1]))
-            c.control(Opcode.TCP_CLIENT, conn_info.pack(), flags=CTRL_FLAG_NOREPLY)
+        # Like smbd: register the connection and stay connected to ctdbd while it
+        # lasts (ctdbd forgets a client's connections when the client goes away).
+        ctdb = Client(os.environ["CTDB_SOCKET"], timeout=5)
+        conn_info = Connection(src=SockAddr(ip=ipaddress.ip_address(peer[0]), port=peer[1]),
+                               dst=SockAddr(ip=ipaddress.ip_address(local[0]), port=local[1]))
+        ctdb.control(Opcode.TCP_CLIENT, conn_info.pack(), flags=CTRL_FLAG_NOREPLY)
     except Exception as e:  # the test then shows a slow reset, not a crash
         print(f"TCP_CLIENT failed: {e}", flush=True)
-    while True:
-        data = conn.recv(1024)
-        if not data:
-            break
-        conn.sendall(data)
+    try:
+        while True:
+            data = conn.recv(1024)
+            if not data:
+                break
+            conn.sendall(data)
+    except OSError:
+        pass
+    finally:
+        if ctdb is not None:
+            ctdb.close()
 
 
 while True:
