@@ -238,6 +238,10 @@ def heal(lc: LocalCluster, real: bool) -> None:
     timeout = 120 if real else 30
     _wait(lambda: nodemap_ok(lc), timeout, "all nodes OK", 0.1)
     _wait(lambda: placed(lc), timeout, "addresses placed one per node", 0.1)
+    # A node that just came back gets an address by a rebalance a moment later:
+    # wait until the placement is stable, not just complete once.
+    time.sleep(1.0)
+    _wait(lambda: placed(lc), timeout, "addresses placed one per node", 0.1)
 
 
 def client_endpoint(lc: LocalCluster, ip: str) -> str:
