@@ -32,6 +32,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.cluster
+	$(BIN)/python -m benchmarks.failover
 
 clean:
 	rm -rf $(VENV) *.egg-info
