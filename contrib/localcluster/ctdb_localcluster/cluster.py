@@ -111,12 +111,20 @@ def _pid_is_node(pid: int | None, node_dir: str) -> bool:
     """True when pid is alive and was started by us for this node (guards pid reuse)."""
     if not _pid_alive(pid):
         return False
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
-    except OSError:
-        return False
-    return f"CTDB_BASE={node_dir}".encode() in env
+    # While `ip netns exec` execs the daemon, /proc/PID/environ can read empty for an
+    # instant; the working directory (set to the node dir at start) is a second proof.
+    for _ in range(20):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(node_dir):
+                return True
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            return False
+        if env:
+            return f"CTDB_BASE={node_dir}".encode() in env.split(b"\0")
+        time.sleep(0.01)
+    return False
 
 
 def _signal_group(pid: int, sig: int) -> None:
