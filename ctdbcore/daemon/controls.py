@@ -18,15 +18,7 @@ import time
 import anyio
 
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import (
-    INACTIVE,
-    UNKNOWN_PNN,
-    Capability,
-    NodeFlags,
-    Opcode,
-    RecMode,
-    Runstate,
-)
+from ctdbcore.protocol.constants import INACTIVE, Capability, NodeFlags, Opcode, RecMode
 
 log = logging.getLogger("ctdb")
 NOTICE = 25
@@ -145,13 +137,7 @@ def echo_data(d, req, src, client):
 
 @control(Opcode.STATISTICS, 0)
 def statistics(d, req, src, client):
-    stats = getattr(T, "Statistics", None)
-    if stats is None:
-        return -1
-    try:
-        return stats(num_clients=len(d.server.clients)).pack()
-    except TypeError:
-        return stats().pack()
+    return T.Statistics(num_clients=len(d.server.clients)).pack()
 
 
 @control(Opcode.SHUTDOWN)
@@ -512,8 +498,6 @@ def set_lmasterrole(d, req, src, client):
     d.poke_leader()
     return 0
 
-
-_ = (UNKNOWN_PNN, Runstate)
 
 
 # -- tickles ------------------------------------------------------------------------

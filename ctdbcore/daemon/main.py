@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         nodes=list(config.nodes),
         tunables=config.tunables,
         socket_path=socket_path,
-        run_dir=run_dir,
         cluster_lock=conf.cluster.cluster_lock,
         leader_timeout=float(conf.cluster.leader_timeout),
         leader_capability=conf.cluster.leader_capability,

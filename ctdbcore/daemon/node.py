@@ -12,12 +12,12 @@ recovery daemon's one-second polling from every failover path.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import os
 import socket
 import time
-from typing import Any
 
 import anyio
 import attrs
@@ -26,7 +26,11 @@ from ctdbcore.cluster import effects as fx
 from ctdbcore.cluster.election import Election
 from ctdbcore.cluster.liveness import Liveness
 from ctdbcore.cluster.recovery import NodeView, active_nodes, new_generation, plan_vnnmap, recovery_reason
+from ctdbcore.cluster.takeover import UNASSIGNED, NodeIPs, plan
 from ctdbcore.daemon.clients import ClientConn, ClientServer
+from ctdbcore.daemon.controls import HANDLERS
+from ctdbcore.daemon.publicips import PublicIPs
+from ctdbcore.daemon.tickles import Tickles
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import (
@@ -36,11 +40,11 @@ from ctdbcore.protocol.constants import (
     CTDB_PORT,
     CTRL_FLAG_NOREPLY,
     CURRENT_NODE,
-    DISABLED,
     INACTIVE,
     INVALID_GENERATION,
     KEEPALIVE_VERSION,
     MULTICAST,
+    PUBLIC_IP_FLAGS_ONLY_AVAILABLE,
     UNKNOWN_PNN,
     Capability,
     NodeFlags,
@@ -94,7 +98,6 @@ class Daemon:
         nodes: list,  # NodeEntry(pnn, address, deleted)
         tunables,
         socket_path: str,
-        run_dir: str,
         cluster_lock: str | None,
         leader_timeout: float,
         leader_capability: bool = True,
@@ -115,8 +118,6 @@ class Daemon:
         self.pnn = pnn
         self.nodes = list(nodes)
         self.tunables = tunables
-        self.socket_path = socket_path
-        self.run_dir = run_dir
         self.cluster_lock = cluster_lock
         self.port = port
         self.events = events  # ctdbcore.daemon.events.EventHost or None
@@ -188,16 +189,9 @@ class Daemon:
         self.public_addresses_path = public_addresses_path
         self.public_interface = public_interface
         self.allocator = allocator
-        from ctdbcore.daemon.publicips import PublicIPs
-
         self.public_ips = PublicIPs(self, public_addresses)
-        from ctdbcore.daemon.tickles import Tickles
-
         self.tickles = Tickles(self)
         self._shutdown = anyio.Event()
-        self.recovering = False
-        from ctdbcore.daemon.controls import HANDLERS
-
         self._handlers = HANDLERS
 
     # ------------------------------------------------------------------ helpers
@@ -231,7 +225,7 @@ class Daemon:
     def nodemap(self) -> T.NodeMap:
         entries = []
         for n in self.nodes:
-            ip = n.address if n.address is not None else __import__("ipaddress").IPv4Address("0.0.0.0")
+            ip = n.address if n.address is not None else ipaddress.IPv4Address("0.0.0.0")
             entries.append(T.NodeAndFlags(pnn=n.pnn, flags=int(self.flags[n.pnn]), addr=T.SockAddr(ip=ip, port=self.port)))
         return T.NodeMap(nodes=tuple(entries))
 
@@ -364,10 +358,7 @@ class Daemon:
                 if e.new == self.pnn:
                     self._force_recovery = True
                     self.poke_leader()
-                if e.new == UNKNOWN_PNN:
-                    self._leaderless_since = _now()
-                else:
-                    self._leaderless_since = None
+                self._leaderless_since = _now() if e.new == UNKNOWN_PNN else None
                 if e.new == UNKNOWN_PNN and self.recmode != RecMode.ACTIVE:
                     # 4.17's force_election puts the nodes into recovery mode: without a
                     # leader nobody may act, and only a leader's recovery ends it.
@@ -771,7 +762,7 @@ class Daemon:
                 vm = T.VnnMap.unpack(await self.control_ok(pnn, Opcode.GETVNNMAP, timeout=POLL_TIMEOUT))
                 st, _, _ = await self.control(pnn, Opcode.GET_RECMODE, timeout=POLL_TIMEOUT)
                 caps = T.unpack_u32(await self.control_ok(pnn, Opcode.GET_CAPABILITIES, timeout=POLL_TIMEOUT))
-            except (ControlFailed, Exception) as e:
+            except Exception as e:  # a node that dies mid-poll counts as disconnected
                 log.info("Could not poll node %d: %s", pnn, e)
                 return
             own = next((n.flags for n in nm.nodes if n.pnn == pnn), self.flags[pnn])
@@ -812,51 +803,42 @@ class Daemon:
         if wanted and _now() >= self._takeover_disabled_until:
             await self._takeover_run()
 
-    async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:
+    @staticmethod
+    async def _each(items, fn) -> None:
+        """Run fn(item) for all items at once; raise the first ControlFailed after all
+        finished (inside a task group it would escape as an ExceptionGroup)."""
         errors: list[ControlFailed] = []
 
-        async def one(pnn: int) -> None:
+        async def one(item) -> None:
             try:
-                await self.control_ok(pnn, opcode, data, timeout=RECOVERY_STEP_TIMEOUT)
+                await fn(item)
             except ControlFailed as e:
                 errors.append(e)
 
         async with anyio.create_task_group() as tg:
-            for p in pnns:
-                tg.start_soon(one, p)
+            for item in items:
+                tg.start_soon(one, item)
         if errors:
             raise errors[0]
+
+    async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:
+        await self._each(pnns, lambda p: self.control_ok(p, opcode, data, timeout=RECOVERY_STEP_TIMEOUT))
 
     async def _phase(self, members: list[int], opcode: int, moves: list) -> None:
-        errors: list[ControlFailed] = []
-
-        async def one(ip, pnn: int) -> None:
-            try:
-                await self._all(members, opcode, T.PublicIp(pnn=pnn, addr=T.SockAddr(ip=ip)).pack())
-            except ControlFailed as e:
-                errors.append(e)
-
-        async with anyio.create_task_group() as tg:
-            for ip, pnn in moves:
-                tg.start_soon(one, ip, pnn)
-        if errors:
-            raise errors[0]
+        await self._each(moves, lambda m: self._all(
+            members, opcode, T.PublicIp(pnn=m[1] & 0xFFFFFFFF, addr=T.SockAddr(ip=m[0])).pack()))
 
     async def _do_recovery(self, views: list[NodeView], reason: str) -> None:
         active = active_nodes(views)
         log.log(NOTICE, "Starting recovery (%s), active nodes %s", reason, active)
         t0 = time.time()
-        self.recovering = True
-        try:
-            gen = new_generation(avoid=self.vnnmap.generation)
-            vnn = plan_vnnmap(views, self.pnn)
-            await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.ACTIVE))
-            await self._all(active, Opcode.START_RECOVERY)
-            await self._all(active, Opcode.SETVNNMAP, T.VnnMap(generation=gen, map=tuple(vnn)).pack())
-            await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.NORMAL))
-            await self._all(active, Opcode.END_RECOVERY)
-        finally:
-            self.recovering = False
+        gen = new_generation(avoid=self.vnnmap.generation)
+        vnn = plan_vnnmap(views, self.pnn)
+        await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.ACTIVE))
+        await self._all(active, Opcode.START_RECOVERY)
+        await self._all(active, Opcode.SETVNNMAP, T.VnnMap(generation=gen, map=tuple(vnn)).pack())
+        await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.NORMAL))
+        await self._all(active, Opcode.END_RECOVERY)
         self._force_recovery = False
         self.send_message(BROADCAST_CONNECTED, Srvid.RECONFIGURE, b"")
         log.log(NOTICE, "Recovery complete in %.3f s, generation %d, vnnmap %s", time.time() - t0, gen, vnn)
@@ -909,9 +891,6 @@ class Daemon:
         return tuple((n.pnn, self.flags[n.pnn]) for n in self.nodes if not n.deleted)
 
     async def _move_public_ips(self) -> None:
-        from ctdbcore.cluster.takeover import NodeIPs, plan
-        from ctdbcore.protocol.constants import PUBLIC_IP_FLAGS_ONLY_AVAILABLE
-
         key = self._takeover_key()
         members = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
         members.sort()
@@ -931,18 +910,16 @@ class Daemon:
             rs = T.unpack_u32(await self.control_ok(pnn, Opcode.GET_RUNSTATE, timeout=POLL_TIMEOUT))
             infos.append(NodeIPs(
                 pnn=pnn, flags=self.flags[pnn], runstate=rs,
-                known={ip.addr.ip: (-1 if ip.pnn == 0xFFFFFFFF else ip.pnn) for ip in known.ips},
+                known={ip.addr.ip: (UNASSIGNED if ip.pnn == 0xFFFFFFFF else ip.pnn) for ip in known.ips},
                 available=frozenset(ip.addr.ip for ip in avail.ips),
             ))
 
-        async with anyio.create_task_group() as tg:
-            for p in members:
-                tg.start_soon(gather, p)
+        await self._each(members, gather)
         infos.sort(key=lambda n: n.pnn)
         pl = plan(infos, self.allocator)
         # All releases finish before any take starts, so an address is never up on
         # two nodes; within each phase the addresses move in parallel.
-        await self._phase(members, Opcode.RELEASE_IP, [(ip, new & 0xFFFFFFFF) for ip, new in pl.releases])
+        await self._phase(members, Opcode.RELEASE_IP, pl.releases)
         # The new holder takes it; everyone else records who holds it.
         await self._phase(members, Opcode.TAKEOVER_IP, pl.takes)
         await self._all(members, Opcode.IPREALLOCATED)

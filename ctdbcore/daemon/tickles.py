@@ -14,7 +14,7 @@ import logging
 import anyio
 
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode
+from ctdbcore.protocol.constants import Opcode
 
 log = logging.getLogger("ctdb")
 NOTICE = 25
@@ -98,5 +98,3 @@ class Tickles:
             if round_ == 0 and conns:
                 log.log(NOTICE, "Sent tickle ACKs for %d connection(s) to %s", len(conns), ip)
 
-
-_ = CTRL_FLAG_NOREPLY
