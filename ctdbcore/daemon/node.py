@@ -181,6 +181,7 @@ class Daemon:
         self._force_recovery = False
         self._leaderless_since: float | None = None
         self._takeover_requests: list[T.SrvidMessage] = []
+        self._leaderless_requests: list[bytes] = []
         self._takeover_failed = False
         self._takeover_disabled_until = 0.0
         self._ban_credits: dict[int, tuple[int, float]] = {}
@@ -358,6 +359,10 @@ class Daemon:
                 if e.new == self.pnn:
                     self._force_recovery = True
                     self.poke_leader()
+                if e.new != UNKNOWN_PNN:
+                    held, self._leaderless_requests = self._leaderless_requests, []
+                    for data in held:
+                        self.send_message(e.new, Srvid.TAKEOVER_RUN, data)
                 self._leaderless_since = _now() if e.new == UNKNOWN_PNN else None
                 if e.new == UNKNOWN_PNN and self.recmode != RecMode.ACTIVE:
                     # 4.17's force_election puts the nodes into recovery mode: without a
@@ -526,12 +531,16 @@ class Daemon:
             except Exception as e:
                 log.warning("Bad election message from node %d: %s", src, e)
         elif srvid == Srvid.TAKEOVER_RUN:
-            if self.is_leader():
+            if self.is_leader() and not self.own_flags & INACTIVE:
                 try:
                     self._takeover_requests.append(T.SrvidMessage.unpack(data))
                 except Exception as e:
                     log.warning("Bad takeover run request from node %d: %s", src, e)
                 self.poke_leader()
+            elif (self.is_leader() or self.election.leader == UNKNOWN_PNN) and len(self._leaderless_requests) < 64:
+                # Asked during an election (e.g. `ctdb ban` on the leader): keep the
+                # request for whoever wins instead of leaving the tool to time out.
+                self._leaderless_requests.append(data)
         elif srvid == Srvid.REBALANCE_NODE:
             if self.is_leader():
                 self._takeover_failed = True  # forces a takeover run in the next leader round
@@ -736,6 +745,8 @@ class Daemon:
             with anyio.move_on_after(float(self.tunables.get("RecoverInterval"))):
                 await self._leader_wake.wait()
             if not self.is_leader() or self.own_flags & INACTIVE:
+                # Leadership is going away: the next leader answers these.
+                self._leaderless_requests.extend(r.pack() for r in self._takeover_requests)
                 self._takeover_requests.clear()
                 continue
             if self.mutex is not None and not self.election.holds_lock:
