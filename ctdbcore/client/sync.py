@@ -165,7 +165,7 @@ class Client:
 
     def _dispatch(self, events: Iterator[Any]) -> None:
         for ev in events:
-            if isinstance(ev, packets.ReplyControl):
+            if isinstance(ev, (packets.ReplyControl, packets.ReplyCall, packets.ReplyError)):
                 self._replies[ev.reqid] = ev
             elif isinstance(ev, packets.ReqMessage):
                 self._messages.append((ev.srvid, bytes(ev.data)))

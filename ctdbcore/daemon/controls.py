@@ -16,6 +16,7 @@ import struct
 import time
 
 import anyio
+import attrs
 
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import INACTIVE, Capability, NodeFlags, Opcode, RecMode
@@ -137,7 +138,19 @@ def echo_data(d, req, src, client):
 
 @control(Opcode.STATISTICS, 0)
 def statistics(d, req, src, client):
-    return T.Statistics(num_clients=len(d.server.clients)).pack()
+    fields = {k: v for k, v in d.stats.items() if k in _STAT_FIELDS}
+    return T.Statistics(
+        num_clients=len(d.server.clients),
+        frozen=sum(1 for db in d.dbs.registry if db.frozen),
+        recovering=int(d.recmode == RecMode.ACTIVE),
+        pending_calls=len(d.dbs.calls.pending),
+        statistics_start_time=_timeval(d.stats_start),
+        statistics_current_time=_timeval(time.time()),
+        **fields,
+    ).pack()
+
+
+_STAT_FIELDS = {f.name for f in attrs.fields(T.Statistics) if f.type in ("int", int)}
 
 
 @control(Opcode.SHUTDOWN)
@@ -171,11 +184,6 @@ def setvnnmap(d, req, src, client):
         return -1
     d.vnnmap = T.VnnMap.unpack(req.data)
     return 0
-
-
-@control(Opcode.GET_DBMAP, 0)
-def get_dbmap(d, req, src, client):
-    return T.DbidMap(dbs=()).pack()
 
 
 @control(Opcode.GET_IFACES, 0)
@@ -392,6 +400,7 @@ async def start_recovery(d, req, src, client):
 @control(Opcode.END_RECOVERY)
 async def end_recovery(d, req, src, client):
     d.last_recovery_finished = time.time()
+    d.dbs.recovery_finished()
     if d.events:
         await d.events.run("recovered")
     d.end_first_recovery()

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctdbcore.daemon.logsetup import setup_logging
     from ctdbcore.daemon.mutex import make_cluster_mutex
     from ctdbcore.daemon.node import Daemon, find_own_pnn
+    from ctdbcore.db.registry import Databases, DbDirs
     from ctdbcore.plugins.manager import PluginLoadError, load_named, make_plugin_manager
 
     conf = config.ctdb_conf
@@ -118,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ctdbd: {e}", file=sys.stderr)
             return 1
     events = EventHost(pm, tunables=config.tunables, run_dir=run_dir, pnn=pnn, config=config, logger=logger)
+    dbconf = conf.database
+    databases = Databases(
+        pnn,
+        DbDirs(dbconf.volatile_dir, dbconf.persistent_dir, dbconf.state_dir),
+        hash_size=int(config.tunables.get("DatabaseHashSize")),
+        max_dead=int(config.tunables.get("DatabaseMaxDead")),
+        mutexes=dbconf.tdb_mutexes,
+    )
+    for db in databases.attach_on_disk():
+        logger.info("Attached persistent database %s from %s", db.name, db.path)
     daemon = Daemon(
         pnn=pnn,
         nodes=list(config.nodes),
@@ -138,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         allocator=allocator,
         public_addresses_path=paths.public_addresses,
         public_interface=None,
+        databases=databases,
     )
     pidfile = args.pidfile
     if pidfile:

@@ -12,6 +12,7 @@ recovery daemon's one-second polling from every failover path.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import itertools
 import logging
@@ -28,7 +29,10 @@ from ctdbcore.cluster.liveness import Liveness
 from ctdbcore.cluster.recovery import NodeView, active_nodes, new_generation, plan_vnnmap, recovery_reason
 from ctdbcore.cluster.takeover import UNASSIGNED, NodeIPs, plan
 from ctdbcore.daemon.clients import ClientConn, ClientServer
+from ctdbcore.daemon import dbcontrols  # noqa: F401  (registers the database controls)
 from ctdbcore.daemon.controls import HANDLERS
+from ctdbcore.daemon.databases import DbService
+from ctdbcore.daemon.dbrecovery import recover_databases
 from ctdbcore.daemon.publicips import PublicIPs
 from ctdbcore.daemon.tickles import Tickles
 from ctdbcore.protocol import packets as P
@@ -114,6 +118,7 @@ class Daemon:
         allocator=None,
         public_addresses_path: str | None = None,
         public_interface: str | None = None,
+        databases=None,  # ctdbcore.db.registry.Databases
     ) -> None:
         self.pnn = pnn
         self.nodes = list(nodes)
@@ -194,6 +199,19 @@ class Daemon:
         self.tickles = Tickles(self)
         self._shutdown = anyio.Event()
         self._handlers = HANDLERS
+        if databases is None:
+            import tempfile
+
+            from ctdbcore.db.registry import Databases, DbDirs
+
+            scratch = tempfile.mkdtemp(prefix=f"ctdbd-{pnn}-")
+            databases = Databases(pnn, DbDirs(*(os.path.join(scratch, k) for k in ("volatile", "persistent", "state"))))
+        self.dbs = DbService(self, databases)
+        # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``).
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.stats_start = time.time()
+        # Messages the daemon itself consumes (recovery pulls), by srvid.
+        self.internal_srvids: dict[int, object] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -297,6 +315,15 @@ class Daemon:
     def request_shutdown(self) -> None:
         self._shutdown.set()
 
+    def force_recovery(self, why: str) -> None:
+        """Make the leader recover: a node in recovery mode is what it looks for."""
+        if self.recmode != RecMode.ACTIVE:
+            log.log(NOTICE, "Recovery mode set to ACTIVE (%s)", why)
+            self.recmode = RecMode.ACTIVE
+        if self.is_leader():
+            self._force_recovery = True
+        self.poke_leader()
+
     async def _do_shutdown(self) -> None:
         log.log(NOTICE, "Shutdown sequence commencing")
         self.runstate = Runstate.SHUTDOWN
@@ -308,6 +335,7 @@ class Daemon:
         if self.mutex is not None:
             with anyio.move_on_after(2):
                 await self.mutex.release()
+        self.dbs.thaw_all()
         log.log(NOTICE, "Shutdown sequence complete, exiting")
 
     async def _timer_loop(self) -> None:
@@ -463,10 +491,17 @@ class Daemon:
                 del self._forwards[reqid]
                 self._reply_client(f.client, f.client_reqid, -1, b"", b"node disconnected")
         self._apply(self.election.node_dead(pnn, _now()))
+        self.dbs.node_lost(pnn)
         self.poke_leader()
 
     def packet_received(self, pnn: int, pkt) -> None:
         self.liveness.received(pnn, _now())
+        kind = _STAT_NAMES.get(type(pkt))
+        if kind == "keepalive":
+            self.stats["keepalive_packets_recv"] += 1
+        elif kind is not None:
+            self.stats["node_packets_recv"] += 1
+            self.stats[f"node_{kind}"] += 1
         if isinstance(pkt, P.ReqKeepalive):
             self._check_keepalive(pnn, pkt)
         elif isinstance(pkt, P.ReqControl):
@@ -475,8 +510,16 @@ class Daemon:
             self._control_reply(pkt)
         elif isinstance(pkt, P.ReqMessage):
             self.deliver_local(pkt.srvid, pkt.data, pnn)
+        elif isinstance(pkt, P.ReqCall):
+            self.spawn(self.dbs.calls.req_call, pnn, pkt)
+        elif isinstance(pkt, P.ReqDmaster):
+            self.spawn(self.dbs.calls.req_dmaster, pnn, pkt)
+        elif isinstance(pkt, P.ReplyDmaster):
+            self.spawn(self.dbs.calls.reply_dmaster, pnn, pkt)
+        elif isinstance(pkt, P.ReplyError):
+            self.dbs.calls.reply_error(pnn, pkt)
         else:
-            log.debug("Ignoring %s from node %d (databases not implemented yet)", type(pkt).__name__, pnn)
+            log.debug("Ignoring %s from node %d", type(pkt).__name__, pnn)
 
     def _check_keepalive(self, pnn: int, pkt) -> None:
         if pkt.version == KEEPALIVE_VERSION or self.tunables.get("AllowMixedVersions"):
@@ -488,8 +531,12 @@ class Daemon:
 
     # ------------------------------------------------------------------ sending
 
-    def send_node(self, pnn: int, pkt) -> bool:
-        pkt = attrs.evolve(pkt, srcnode=self.pnn, destnode=pnn, generation=self.vnnmap.generation)
+    def send_node(self, pnn: int, pkt, srcnode: int | None = None) -> bool:
+        """Send to a node (or loop back); ``srcnode`` is kept when a call is redirected,
+        because the original requester is who receives the record."""
+        pkt = attrs.evolve(pkt, srcnode=self.pnn if srcnode is None else srcnode, destnode=pnn,
+                           generation=self.vnnmap.generation)
+        self.stats["node_packets_sent"] += 1
         if pnn == self.pnn:
             self.spawn(self._loopback, pkt)
             return True
@@ -522,6 +569,15 @@ class Daemon:
                 self.send_node(pnn, P.ReqMessage(srvid=srvid, data=data))
 
     def deliver_local(self, srvid: int, data: bytes, src: int) -> None:
+        internal = self.internal_srvids.get(srvid)
+        if internal is not None:
+            try:
+                internal(data, src)
+            except Exception as e:
+                log.error("Bad message for srvid 0x%x from node %d: %s", srvid, src, e)
+            return
+        if self.dbs.push_message(srvid, data):
+            return
         if srvid == Srvid.LEADER and len(data) >= 4:
             self._apply(self.election.leader_message(src, T.unpack_u32(data), _now()))
         elif srvid == Srvid.ELECTION:
@@ -629,6 +685,10 @@ class Daemon:
     # ------------------------------------------------------------------ clients
 
     def client_packet(self, client: ClientConn, pkt) -> None:
+        self.stats["client_packets_recv"] += 1
+        kind = _STAT_NAMES.get(type(pkt))
+        if kind in ("req_call", "req_message", "req_control"):
+            self.stats[f"client_{kind}"] += 1
         if isinstance(pkt, P.ReqControl):
             dest = pkt.destnode
             if dest == CURRENT_NODE or dest == self.pnn:
@@ -647,7 +707,7 @@ class Daemon:
         elif isinstance(pkt, P.ReqMessage):
             self.send_message(pkt.destnode, pkt.srvid, pkt.data)
         elif isinstance(pkt, P.ReqCall):
-            self._reply_client_error(client, pkt.reqid, "databases are not implemented yet")
+            self.dbs.calls.from_client(client, pkt)
         else:
             log.debug("client pid %d sent %s, ignored", client.pid, type(pkt).__name__)
 
@@ -682,6 +742,7 @@ class Daemon:
 
     def client_closed(self, client: ClientConn) -> None:
         self.tickles.client_gone(client)
+        self.dbs.calls.client_gone(client)
         for srvid in client.srvids:
             s = self._srvids.get(srvid)
             if s:
@@ -848,6 +909,11 @@ class Daemon:
         await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.ACTIVE))
         await self._all(active, Opcode.START_RECOVERY)
         await self._all(active, Opcode.SETVNNMAP, T.VnnMap(generation=gen, map=tuple(vnn)).pack())
+        t1 = time.time()
+        records = await recover_databases(self, active, gen, float(self.tunables.get("RecoverTimeout")))
+        if len(self.dbs.registry):
+            log.log(NOTICE, "Recovered %d databases (%d records) in %.3f s", len(self.dbs.registry), records,
+                    time.time() - t1)
         await self._all(active, Opcode.SET_RECMODE, T.pack_u32(RecMode.NORMAL))
         await self._all(active, Opcode.END_RECOVERY)
         self._force_recovery = False
@@ -938,6 +1004,13 @@ class Daemon:
         if pl.releases or any(pl.current.get(ip) != pnn for ip, pnn in pl.takes):
             log.log(NOTICE, "Takeover run moved addresses: %s",
                     ", ".join(f"{ip}->{p}" for ip, p in pl.takes if pl.current.get(ip) != p) or "released only")
+
+
+_STAT_NAMES = {
+    P.ReqCall: "req_call", P.ReplyCall: "reply_call", P.ReqDmaster: "req_dmaster",
+    P.ReplyDmaster: "reply_dmaster", P.ReplyError: "reply_error", P.ReqMessage: "req_message",
+    P.ReqControl: "req_control", P.ReplyControl: "reply_control", P.ReqKeepalive: "keepalive",
+}
 
 
 def find_own_pnn(nodes: list, node_address) -> int:

@@ -1,0 +1,261 @@
+"""Database benchmarks: local access, migration, persistent transactions, recovery,
+and network messages per node-local operation.
+
+    .venv/bin/python -m benchmarks.databases [--runs 5] [--no-real] [--records 100000]
+
+All clusters are loopback clusters (contrib/localcluster) of real ctdbd processes.
+Figures are medians over ``--runs``; every ratio is against a baseline measured in the
+same run:
+
+  local        fetch_lock + store loop on records this node is data master of,
+               vs the same loop on a plain tdb file with no daemon (goal >= 0.9x)
+  ring         one record passed round 2 and 3 nodes (4.17's fetch_ring):
+               migrations/s and node packets per migration
+  ptrans       1000 single-record transactions; one 1000-record transaction;
+               against Debian's 4.17 ctdbd in the same topology when installed
+  recovery     `ctdb recover` with --records volatile records (~120 bytes each)
+               spread over the nodes; against 4.17 when installed
+  messages     node packets per operation for a node-local workload after warm-up,
+               N = 1..8 nodes (counted from `ctdb statistics` counters; goal 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from ctdb_localcluster.cluster import LocalCluster
+from ctdbcore.client.db import attach
+from ctdbcore.client.sync import Client
+from ctdbcore.db.tdb import Tdb, TdbFlags
+from ctdbcore.protocol import types as T
+from ctdbcore.protocol.constants import Opcode
+
+REAL_CTDBD = "/usr/sbin/ctdbd"
+REAL_CTDB = "/usr/bin/ctdb"
+LOCAL_OPS = 20000
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def cluster(n: int, base: int, impl: str = "ours") -> LocalCluster:
+    root = tempfile.mkdtemp(prefix=f"ctdb-dbbench-{impl}-")
+    lc = LocalCluster(root, f"dbb{base}")
+    lc.up(n, loopback=True, loopback_base=base, impl=impl)
+    lc.wait_ok(timeout=60)
+    return lc
+
+
+def node_packets(lc: LocalCluster, n: int) -> int:
+    total = 0
+    for p in range(n):
+        with Client(lc.socket(p)) as c:
+            st = T.Statistics.unpack(c._checked(Opcode.STATISTICS).data)
+            total += st.node_packets_sent
+    return total
+
+
+# -- local access ---------------------------------------------------------------------
+
+
+def bench_local(runs: int) -> dict[str, float]:
+    plain, ours = [], []
+    lc = cluster(1, 171)
+    try:
+        with Client(lc.socket(0)) as c:
+            db = attach(c, "bench_local.tdb")
+            keys = [f"k{i % 100}".encode() for i in range(LOCAL_OPS)]
+            for k in set(keys):
+                db.store(k, b"warm")  # this node becomes dmaster of each
+            d = tempfile.mkdtemp()
+            flags = TdbFlags.NOSYNC | TdbFlags.INCOMPATIBLE_HASH | TdbFlags.MUTEX_LOCKING
+            t = Tdb.open(os.path.join(d, "plain.tdb"), hash_size=10007, tdb_flags=int(flags))
+            hdr = bytes(24)
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                for k in keys:
+                    t.chainlock(k)
+                    v = t.fetch(k)
+                    t.store(k, hdr + (v or hdr)[24:32] + b"x")
+                    t.chainunlock(k)
+                plain.append(LOCAL_OPS / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                for k in keys:
+                    with db.fetch_lock(k) as rec:
+                        rec.store(rec.data[:8] + b"x")
+                ours.append(LOCAL_OPS / (time.perf_counter() - t0))
+            t.close()
+    finally:
+        lc.down()
+    return {"plain ops/s": median(plain), "ours ops/s": median(ours), "ratio": median(ours) / median(plain)}
+
+
+# -- migration ring -------------------------------------------------------------------
+
+
+def bench_ring(n: int, runs: int, laps: int = 200) -> dict[str, float]:
+    lc = cluster(n, 175 + n)
+    try:
+        clients = [Client(lc.socket(p), timeout=20) for p in range(n)]
+        dbs = [attach(c, "ring.tdb") for c in clients]
+        rates, per = [], []
+        for _ in range(runs):
+            before = node_packets(lc, n)
+            t0 = time.perf_counter()
+            for i in range(laps * n):
+                with dbs[i % n].fetch_lock(b"ring") as rec:
+                    rec.store(str(i).encode())
+            dt = time.perf_counter() - t0
+            moves = laps * n
+            rates.append(moves / dt)
+            per.append((node_packets(lc, n) - before) / moves)
+        for db in dbs:
+            db.close()
+        for c in clients:
+            c.close()
+    finally:
+        lc.down()
+    return {"migrations/s": median(rates), "packets/migration": median(per)}
+
+
+# -- persistent transactions ----------------------------------------------------------
+
+
+def _ctdb(lc: LocalCluster, tool: str, *args: str, stdin: str | None = None) -> None:
+    env = dict(os.environ, CTDB_SOCKET=lc.socket(0))
+    subprocess.run([tool, *args], env=env, input=stdin, text=True, check=True, capture_output=True, timeout=600)
+
+
+def bench_ptrans(runs: int, impl: str) -> dict[str, float]:
+    lc = cluster(3, 185 if impl == "ours" else 195, impl)
+    tool = REAL_CTDB if impl == "real" else os.path.join(os.path.dirname(sys.executable), "ctdb")
+    single, batch = [], []
+    try:
+        _ctdb(lc, tool, "attach", "bench_p.tdb", "persistent")
+        lines = "".join(f'"key{i}" "value{i}"\n' for i in range(1000))
+        for r in range(runs):
+            t0 = time.perf_counter()
+            _ctdb(lc, tool, "ptrans", "bench_p.tdb", stdin=lines)
+            batch.append(time.perf_counter() - t0)
+        if impl == "ours":
+            with Client(lc.socket(0), timeout=60) as c:
+                db = attach(c, "bench_p.tdb", persistent=True)
+                for r in range(runs):
+                    t0 = time.perf_counter()
+                    for i in range(1000):
+                        with db.transaction() as t:
+                            t.store(f"single{i}".encode(), f"{r}".encode())
+                    single.append(time.perf_counter() - t0)
+    finally:
+        lc.down()
+    out = {"1000-record ptrans s": median(batch)}
+    if single:
+        out["1000 single-record transactions s"] = median(single)
+    return out
+
+
+# -- recovery -------------------------------------------------------------------------
+
+
+def bench_recovery(runs: int, records: int, impl: str) -> float:
+    lc = cluster(3, 201 if impl == "ours" else 211, impl)
+    tool = REAL_CTDB if impl == "real" else os.path.join(os.path.dirname(sys.executable), "ctdb")
+    try:
+        _ctdb(lc, tool, "attach", "bench_rec.tdb")
+        per_node = records // 3
+        for p in range(3):
+            with Client(lc.socket(p), timeout=60) as c:
+                db = attach(c, "bench_rec.tdb")
+                for i in range(per_node):
+                    # keys whose lmaster is this node are local at once: no migration
+                    with db.fetch_lock(f"n{p}-{i}".encode()) as rec:
+                        rec.store(b"v" * 100)
+        times = []
+        for _ in range(runs):
+            with Client(lc.socket(0), timeout=120) as c:
+                gen = c.get_vnnmap().generation
+                t0 = time.perf_counter()
+                _ctdb(lc, tool, "recover")
+                while True:
+                    vm = c.get_vnnmap()
+                    if vm.generation != gen and c.get_recmode() == 0:
+                        break
+                    time.sleep(0.005)
+                times.append(time.perf_counter() - t0)
+        return median(times)
+    finally:
+        lc.down()
+
+
+# -- messages per local operation -----------------------------------------------------
+
+
+def bench_messages(max_n: int) -> dict[int, float]:
+    out = {}
+    for n in range(1, max_n + 1):
+        lc = cluster(n, 221 + n * 2)
+        try:
+            with Client(lc.socket(0), timeout=20) as c:
+                db = attach(c, "bench_msg.tdb")
+                keys = [f"m{i}".encode() for i in range(50)]
+                for k in keys:
+                    db.store(k, b"warm")
+                time.sleep(0.2)
+                before = node_packets(lc, n)
+                ops = 0
+                for _ in range(20):
+                    for k in keys:
+                        with db.fetch_lock(k) as rec:
+                            rec.store(b"hot")
+                        ops += 1
+                # keepalives are counted separately; anything else is per-op traffic
+                out[n] = (node_packets(lc, n) - before) / ops
+        finally:
+            lc.down()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--records", type=int, default=100000)
+    ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--max-nodes", type=int, default=8)
+    args = ap.parse_args(argv)
+    real = not args.no_real and os.path.exists(REAL_CTDBD)
+
+    r = bench_local(args.runs)
+    print(f"local fetch_lock+store: ours {r['ours ops/s']:.0f} ops/s, plain tdb {r['plain ops/s']:.0f} ops/s, "
+          f"ratio {r['ratio']:.2f}x (goal >= 0.9x)")
+    for n in (2, 3):
+        r = bench_ring(n, args.runs)
+        print(f"migration ring, {n} nodes: {r['migrations/s']:.0f} migrations/s, "
+              f"{r['packets/migration']:.2f} node packets per migration")
+    ours = bench_ptrans(args.runs, "ours")
+    line = f"ptrans 1000 records: ours {ours['1000-record ptrans s']:.3f} s"
+    if real:
+        theirs = bench_ptrans(args.runs, "real")
+        line += f", 4.17 {theirs['1000-record ptrans s']:.3f} s, ours/4.17 " \
+                f"{ours['1000-record ptrans s'] / theirs['1000-record ptrans s']:.2f}x (goal <= 1.5x)"
+    print(line)
+    print(f"1000 single-record transactions: ours {ours['1000 single-record transactions s']:.3f} s")
+    rec_ours = bench_recovery(max(1, args.runs // 2), args.records, "ours")
+    line = f"recovery with {args.records} records: ours {rec_ours:.3f} s"
+    if real:
+        rec_real = bench_recovery(max(1, args.runs // 2), args.records, "real")
+        line += f", 4.17 {rec_real:.3f} s, ours/4.17 {rec_ours / rec_real:.2f}x (goal <= 1.0x)"
+    print(line)
+    for n, per in bench_messages(args.max_nodes).items():
+        print(f"node packets per local operation, {n} nodes: {per:.3f} (goal 0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""This node's side of the databases: attach, freeze for recovery, the recovery
+transaction, pull and push, cluster-wide traverse, persistent commits.
+
+The leader drives recovery (:mod:`ctdbcore.daemon.dbrecovery`); every node, leader
+included, answers the same controls here, as 4.17's daemons do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+import attrs
+
+from ctdbcore.daemon.calls import Calls
+from ctdbcore.db import record
+from ctdbcore.db.database import Database
+from ctdbcore.db.locking import freeze_lock
+from ctdbcore.db.registry import AttachError, Databases
+from ctdbcore.db.tdb import TdbFlags
+from ctdbcore.protocol import packets as P
+from ctdbcore.protocol import types as T
+from ctdbcore.protocol.constants import INACTIVE, Opcode, RecMode
+from ctdbcore.protocol.records import LtdbHeader, RecBuffer, RecData
+
+if TYPE_CHECKING:
+    from ctdbcore.daemon.clients import ClientConn
+    from ctdbcore.daemon.node import Daemon
+
+log = logging.getLogger("ctdbd")
+NOTICE = 25
+
+# 4.17's RecBufferSizeLimit: how much of a database one message carries.
+REC_BUFFER_LIMIT = 1_000_000
+
+
+@attrs.define(eq=False)
+class Freeze:
+    thaw: anyio.Event = attrs.Factory(anyio.Event)
+    held: anyio.Event = attrs.Factory(anyio.Event)
+    failed: str = ""
+
+
+@attrs.define(eq=False)
+class Push:
+    srvid: int
+    count: int = 0
+
+
+@attrs.define(eq=False)
+class Traverse:
+    """A cluster-wide traverse a local client asked for."""
+
+    client: ClientConn
+    srvid: int
+    client_reqid: int
+    waiting: set[int]
+    with_empty: bool
+    done: anyio.Event = attrs.Factory(anyio.Event)
+
+
+class DbService:
+    def __init__(self, daemon: Daemon, registry: Databases) -> None:
+        self.d = daemon
+        self.registry = registry
+        self.calls = Calls(daemon)
+        self._freezes: dict[int, Freeze] = {}
+        self._pushes: dict[int, Push] = {}  # db_id -> push in progress
+        self._push_srvids: dict[int, int] = {}  # srvid -> db_id
+        self._traverse_ids = itertools.count(1)
+        self._traverses: dict[int, Traverse] = {}
+        self._commits: dict[int, anyio.Event] = {}  # db_id -> trans3 commit in flight
+        self._commit_results: dict[int, int] = {}
+
+    def get(self, db_id: int) -> Database | None:
+        return self.registry.get(db_id)
+
+    # -- attach ------------------------------------------------------------------------
+
+    def attach(self, name: str, flags: int, *, from_client: bool) -> tuple[int, bytes, bytes]:
+        if from_client and self.registry.by_name(name) is None and not self.d.tunables.get("AllowClientDBAttach"):
+            return (-1, b"", b"client attach not allowed")
+        try:
+            db, new = self.registry.attach(name, flags)
+        except AttachError as e:
+            log.error("Attach of %s failed: %s", name, e)
+            return (-1, b"", str(e).encode())
+        if new:
+            # The same database must exist everywhere (4.17 broadcasts the attach).
+            opcode = (Opcode.DB_ATTACH_PERSISTENT if db.persistent else
+                      Opcode.DB_ATTACH_REPLICATED if db.replicated else Opcode.DB_ATTACH)
+            for pnn in self.d.connected_pnns():
+                self.d.send_control_noreply(pnn, opcode, name.encode() + b"\0")
+        return (0, T.pack_u32(db.db_id), b"")
+
+    def detach(self, db_id: int) -> None:
+        db = self.registry.detach(db_id)
+        if db is not None:
+            log.log(NOTICE, "Detached database %s", db.name)
+
+    # -- freeze / thaw -----------------------------------------------------------------
+
+    async def freeze(self, db: Database, timeout: float) -> tuple[int, bytes, bytes]:
+        """Hold the whole-database lock (smbd's chainlocks then wait) until thawed."""
+        f = self._freezes.get(db.db_id)
+        if f is None:
+            f = Freeze()
+            self._freezes[db.db_id] = f
+            self.d.spawn(self._hold_freeze, db, f)
+        with anyio.move_on_after(timeout):
+            await f.held.wait()
+        if not f.held.is_set() or f.failed:
+            return (-1, b"", f"freeze of {db.name} failed: {f.failed or 'timeout'}".encode())
+        return (0, b"", b"")
+
+    async def _hold_freeze(self, db: Database, f: Freeze) -> None:
+        try:
+            async with freeze_lock(db.tdb):
+                db.frozen = True
+                f.held.set()
+                await f.thaw.wait()
+                if db.txn_id is not None:
+                    self._cancel_txn(db)
+        except Exception as e:  # the freeze control reports it; the daemon carries on
+            f.failed = str(e)
+            f.held.set()
+            log.error("Freeze of %s failed: %s", db.name, e)
+        finally:
+            db.frozen = False
+            if self._freezes.get(db.db_id) is f:
+                del self._freezes[db.db_id]
+
+    def thaw(self, db: Database) -> None:
+        f = self._freezes.get(db.db_id)
+        if f is not None:
+            f.thaw.set()
+
+    def thaw_all(self) -> None:
+        for f in list(self._freezes.values()):
+            f.thaw.set()
+
+    # -- recovery transaction (under the freeze) ---------------------------------------
+
+    def _nolock(self, db: Database, fn) -> None:
+        # The freeze lock belongs to the lock helper process and is only marked here;
+        # like 4.17, run the transaction calls without libtdb's own locking.
+        db.tdb.add_flags(TdbFlags.NOLOCK)
+        try:
+            fn()
+        finally:
+            db.tdb.remove_flags(TdbFlags.NOLOCK)
+
+    def txn_start(self, db: Database, tid: int) -> int:
+        if not db.frozen:
+            log.error("Transaction start on %s, which is not frozen", db.name)
+            return -1
+        if db.txn_id is not None:
+            self._cancel_txn(db)  # a retried recovery starts over
+        self._nolock(db, db.tdb.transaction_start)
+        db.txn_id = tid
+        return 0
+
+    def _cancel_txn(self, db: Database) -> None:
+        try:
+            self._nolock(db, db.tdb.transaction_cancel)
+        finally:
+            db.txn_id = None
+
+    def txn_cancel(self, db: Database) -> int:
+        if db.txn_id is not None:
+            self._cancel_txn(db)
+        return 0
+
+    def txn_commit(self, db: Database, tid: int) -> int:
+        if db.txn_id is None or db.txn_id != tid:
+            log.error("Transaction commit on %s with tid %d, expected %s", db.name, tid, db.txn_id)
+            return -1
+        try:
+            self._nolock(db, db.tdb.transaction_commit)
+        finally:
+            db.txn_id = None
+        db.generation = tid
+        return 0
+
+    def wipe(self, db: Database, tid: int) -> int:
+        if not db.frozen or db.txn_id != tid:
+            log.error("Wipe of %s refused: frozen=%s transaction=%s tid=%d", db.name, db.frozen, db.txn_id, tid)
+            return -1
+        db.tdb.wipe_all()
+        return 0
+
+    # -- pull / push -------------------------------------------------------------------
+
+    def pull(self, db: Database, dest: int, srvid: int) -> int:
+        """Stream every record of this copy to the leader as messages; reply the count."""
+        count = 0
+        batch: list[RecData] = []
+        size = 0
+        # Under the freeze the helper holds every lock; reading must not wait for them.
+        db.tdb.add_flags(TdbFlags.NOLOCK)
+        try:
+            records = list(db.records())
+        finally:
+            db.tdb.remove_flags(TdbFlags.NOLOCK)
+        for key, header, data in records:
+            rec = RecData(reqid=0, key=key, data=data, header=header)
+            batch.append(rec)
+            size += 16 + len(key) + 24 + len(data)
+            count += 1
+            if size >= REC_BUFFER_LIMIT:
+                self.d.send_message(dest, srvid, RecBuffer(db.db_id, tuple(batch)).pack())
+                batch, size = [], 0
+        if batch:
+            self.d.send_message(dest, srvid, RecBuffer(db.db_id, tuple(batch)).pack())
+        return count
+
+    def push_start(self, db: Database, srvid: int) -> int:
+        old = self._pushes.pop(db.db_id, None)
+        if old is not None:
+            self._push_srvids.pop(old.srvid, None)
+        self._pushes[db.db_id] = Push(srvid)
+        self._push_srvids[srvid] = db.db_id
+        return 0
+
+    def push_message(self, srvid: int, data: bytes) -> bool:
+        """Records for a push in progress; True when the srvid was a push's."""
+        db_id = self._push_srvids.get(srvid)
+        if db_id is None:
+            return False
+        db = self.get(db_id)
+        push = self._pushes.get(db_id)
+        if db is None or push is None:
+            return True
+        try:
+            buf = RecBuffer.unpack(data, with_header=True)
+        except Exception as e:
+            log.error("Bad push buffer for %s: %s", db.name, e)
+            return True
+        for rec in buf.records:
+            h = rec.header
+            assert h is not None
+            # Read-only delegations do not survive a recovery.
+            h = LtdbHeader(rsn=h.rsn, dmaster=h.dmaster, flags=h.flags & ~record.RO_FLAGS)
+            if db.volatile:
+                self.calls.store(db, rec.key, h, rec.data)
+            else:
+                db.write(rec.key, h, rec.data)
+            push.count += 1
+        return True
+
+    def push_confirm(self, db: Database) -> tuple[int, bytes, bytes]:
+        push = self._pushes.pop(db.db_id, None)
+        if push is None:
+            return (-1, b"", b"no push in progress")
+        self._push_srvids.pop(push.srvid, None)
+        return (0, T.pack_u32(push.count), b"")
+
+    # -- end of recovery ---------------------------------------------------------------
+
+    def recovery_finished(self) -> None:
+        self.thaw_all()
+        for db_id, ev in list(self._commits.items()):
+            self._commit_results[db_id] = 2
+            ev.set()
+        self.calls.resend_all()
+
+    def check_generation(self) -> str | None:
+        for db in self.registry:
+            if db.generation != self.d.vnnmap.generation:
+                return f"database {db.name} has generation {db.generation}, not {self.d.vnnmap.generation}"
+        return None
+
+    # -- cluster-wide traverse ---------------------------------------------------------
+
+    async def traverse_for_client(self, client: ClientConn, db: Database, srvid: int, client_reqid: int,
+                                  with_empty: bool) -> None:
+        """Ask every active node for its records (a persistent copy is complete on each
+        node, so only this one) and forward them to the client, then an end marker."""
+        tid = next(self._traverse_ids)
+        if db.volatile:
+            nodes = [p for p in self.d.vnnmap.map if not self.d.flags.get(p, 0) & INACTIVE]
+        else:
+            nodes = [self.d.pnn]
+        t = Traverse(client=client, srvid=srvid, client_reqid=client_reqid, waiting=set(nodes),
+                     with_empty=with_empty)
+        self._traverses[tid] = t
+        req = T.TraverseAllExt(db_id=db.db_id, reqid=tid, pnn=self.d.pnn, client_reqid=client_reqid,
+                               srvid=srvid, withemptyrecords=with_empty).pack()
+        for pnn in nodes:
+            if pnn == self.d.pnn:
+                self.d.spawn(self._traverse_local, db, self.d.pnn, tid, with_empty)
+            else:
+                self.d.send_control_noreply(pnn, Opcode.TRAVERSE_ALL_EXT, req)
+        with anyio.move_on_after(float(self.d.tunables.get("TraverseTimeout"))):
+            await t.done.wait()
+        self._traverses.pop(tid, None)
+        self._to_client(t, RecData(reqid=client_reqid, key=b"", data=b""))
+
+    async def _traverse_local(self, db: Database, dest: int, tid: int, with_empty: bool) -> None:
+        """Send this node's share: the records it is dmaster of (each record once in
+        the whole cluster), or all of them for a persistent database."""
+        sent = 0
+        for key, header, data in list(db.records()):
+            if db.volatile and header.dmaster != self.d.pnn:
+                continue
+            if not data and not with_empty:
+                continue
+            if key == record.SEQNUM_KEY and not db.volatile:
+                continue
+            self._traverse_data(dest, RecData(reqid=tid, key=key, data=data, header=header))
+            sent += 1
+            if sent % 1000 == 0:
+                await anyio.sleep(0)  # let keepalives and other clients through
+        self._traverse_data(dest, RecData(reqid=tid, key=b"", data=b""))
+
+    def _traverse_data(self, dest: int, rec: RecData) -> None:
+        if dest == self.d.pnn:
+            self.traverse_data(self.d.pnn, rec)
+        else:
+            self.d.send_control_noreply(dest, Opcode.TRAVERSE_DATA, rec.pack())
+
+    def traverse_all(self, src: int, req: T.TraverseAllExt) -> int:
+        db = self.get(req.db_id)
+        if db is None:
+            return -1
+        self.d.spawn(self._traverse_local, db, req.pnn, req.reqid, req.withemptyrecords)
+        return 0
+
+    def traverse_data(self, src: int, rec: RecData) -> None:
+        t = self._traverses.get(rec.reqid)
+        if t is None:
+            return
+        if not rec.key and not rec.data:
+            t.waiting.discard(src)
+            if not t.waiting:
+                t.done.set()
+            return
+        self._to_client(t, attrs.evolve(rec, reqid=t.client_reqid))
+
+    def _to_client(self, t: Traverse, rec: RecData) -> None:
+        t.client.send(P.pack(P.ReqMessage(srvid=t.srvid, data=rec.pack(), srcnode=self.d.pnn,
+                                          destnode=self.d.pnn, generation=self.d.vnnmap.generation)))
+
+    def node_lost(self, pnn: int) -> None:
+        for t in self._traverses.values():
+            if pnn in t.waiting:
+                t.waiting.discard(pnn)
+                if not t.waiting:
+                    t.done.set()
+
+    # -- persistent commits (TRANS3) ---------------------------------------------------
+
+    async def trans3_commit(self, client: ClientConn | None, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
+        if self.d.recmode != RecMode.NORMAL:
+            return (-1, b"", b"recovery active")
+        if db.volatile:
+            return (-1, b"", b"trans3 commit on a volatile database")
+        if db.db_id in self._commits:
+            return (-1, b"", b"another commit is in progress on this database")
+        ev = anyio.Event()
+        self._commits[db.db_id] = ev
+        self._commit_results.pop(db.db_id, None)
+        try:
+            nodes = [p for p in self.d.vnnmap.map if not self.d.flags.get(p, 0) & INACTIVE]
+            failed: list[str] = []
+
+            async def update(pnn: int) -> None:
+                status, _, err = await self.d.control(pnn, Opcode.UPDATE_RECORD, data,
+                                                      timeout=float(self.d.tunables.get("ControlTimeout")))
+                if status != 0:
+                    failed.append(f"node {pnn}: {err.decode(errors='replace') or status}")
+
+            async with anyio.create_task_group() as tg:
+                for pnn in nodes:
+                    tg.start_soon(update, pnn)
+            if not failed:
+                return (0, b"", b"")
+            # Some copies may have the transaction and some not: only a recovery (which
+            # takes the copy with the highest seqnum) makes them agree again.
+            log.error("Trans3 commit on %s failed (%s): forcing recovery", db.name, "; ".join(failed))
+            self.d.force_recovery("trans3 commit failed")
+            with anyio.move_on_after(float(self.d.tunables.get("ControlTimeout"))):
+                await ev.wait()
+            status = self._commit_results.pop(db.db_id, 1)
+            msg = b"trans3 commit ended by recovery" if status == 2 else b"timeout in ctdb_persistent_state"
+            return (status, b"", msg)
+        finally:
+            self._commits.pop(db.db_id, None)
+
+    def update_record(self, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
+        """Apply a committed persistent transaction to this copy, all or nothing."""
+        try:
+            buf = RecBuffer.unpack(data, with_header=True)
+        except Exception as e:
+            return (-1, b"", f"bad update buffer: {e}".encode())
+        tdb = db.tdb
+        tdb.transaction_start()
+        try:
+            for rec in buf.records:
+                old = db.fetch(rec.key)
+                assert rec.header is not None
+                if old is not None and old[0].rsn >= rec.header.rsn and old[1] != rec.data:
+                    raise ValueError(f"record with rsn {old[0].rsn} is newer than the update's {rec.header.rsn}")
+                db.write(rec.key, rec.header, rec.data)
+            tdb.transaction_commit()
+        except Exception as e:
+            tdb.transaction_cancel()
+            log.error("Update of %s refused: %s", db.name, e)
+            return (-1, b"", str(e).encode())
+        return (0, b"", b"")
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def statistics(self, db: Database) -> T.DbStatistics:
+        c = db.counters
+        return T.DbStatistics(locks_num_calls=c.locks_total, hop_count_bucket=tuple(c.hop_count_buckets))
+
+
+def parse_name(data: bytes) -> str | None:
+    """Attach payloads are C strings; anything else is a malformed request."""
+    if not data or data[-1:] != b"\0" or b"\0" in data[:-1]:
+        return None
+    try:
+        return data[:-1].decode()
+    except UnicodeDecodeError:
+        return None
+

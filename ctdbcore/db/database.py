@@ -1,0 +1,123 @@
+"""One attached database as this node holds it: its TDB file, kind and recovery state.
+
+The file is the real thing Samba opens too (same name, flags, hash and 24-byte record
+header), so every write here goes through :mod:`ctdbcore.db.tdb` (libtdb) and every rule
+about headers comes from :mod:`ctdbcore.db.record`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+
+import attrs
+
+from ctdbcore.db import record
+from ctdbcore.db.tdb import Tdb, TdbFlags
+from ctdbcore.protocol.constants import INVALID_GENERATION, DbFlags
+from ctdbcore.protocol.records import LtdbHeader
+
+_U64 = struct.Struct("<Q")
+
+
+def tdb_flags_for(db_flags: int, mutexes: bool) -> int:
+    """4.17's ``ctdb_db_tdb_flags``: the open flags Samba must use for the same file."""
+    if db_flags & DbFlags.PERSISTENT:
+        return int(TdbFlags.DISALLOW_NESTING)
+    flags = TdbFlags.NOSYNC | TdbFlags.CLEAR_IF_FIRST | TdbFlags.INCOMPATIBLE_HASH | TdbFlags.DISALLOW_NESTING
+    if mutexes and not db_flags & DbFlags.REPLICATED:
+        flags |= TdbFlags.MUTEX_LOCKING
+    return int(flags)
+
+
+@attrs.define(eq=False)
+class DbCounters:
+    """What ``ctdb dbstatistics`` shows about this node's use of the database."""
+
+    locks_total: int = 0
+    locks_waited: int = 0
+    migrations_in: int = 0
+    migrations_out: int = 0
+    hop_count_max: int = 0
+    hop_count_buckets: list[int] = attrs.Factory(lambda: [0] * 16)
+    num_hot_keys: int = 0
+
+    def hop(self, count: int) -> None:
+        self.hop_count_max = max(self.hop_count_max, count)
+        self.hop_count_buckets[min(count.bit_length(), 15)] += 1
+
+
+@attrs.define(eq=False)
+class Database:
+    name: str
+    db_id: int
+    flags: int  # DbFlags
+    path: str
+    tdb: Tdb
+    tdb_flags: int
+    # The generation of the last recovery that rebuilt this copy; calls from an older
+    # generation are stale.
+    generation: int = INVALID_GENERATION
+    frozen: bool = False
+    txn_id: int | None = None
+    unhealthy_reason: str = ""
+    counters: DbCounters = attrs.Factory(DbCounters)
+
+    @property
+    def persistent(self) -> bool:
+        return bool(self.flags & DbFlags.PERSISTENT)
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.flags & DbFlags.REPLICATED)
+
+    @property
+    def volatile(self) -> bool:
+        return not self.flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED)
+
+    # -- records -------------------------------------------------------------------------
+
+    def fetch(self, key: bytes) -> tuple[LtdbHeader, bytes] | None:
+        return record.split_value(self.tdb.fetch(key))
+
+    def write(self, key: bytes, header: LtdbHeader, data: bytes) -> None:
+        self.tdb.store(key, record.join_value(header, data))
+
+    def delete(self, key: bytes) -> None:
+        self.tdb.delete(key)
+
+    def store(self, key: bytes, header: LtdbHeader, data: bytes, *, pnn: int, is_lmaster: bool) -> LtdbHeader | None:
+        """The daemon's own store (4.17 ``ctdb_ltdb_store_server``): volatile records may
+        be deleted or get their RSN bumped; other kinds are written as given."""
+        if not self.volatile:
+            self.write(key, header, data)
+            return header
+        out = record.volatile_store(header, data, pnn=pnn, is_lmaster=is_lmaster)
+        if out is None:
+            self.delete(key)
+        else:
+            self.write(key, out, data)
+        return out
+
+    def records(self) -> Iterator[tuple[bytes, LtdbHeader, bytes]]:
+        """Every record with a valid header (values shorter than a header are not ours)."""
+        for key, value in self.tdb.traverse():
+            split = record.split_value(value)
+            if split is not None:
+                yield key, split[0], split[1]
+
+    def seqnum(self) -> int:
+        """Persistent databases count committed transactions in a record of their own."""
+        got = self.fetch(record.SEQNUM_KEY)
+        if got is None or len(got[1]) != 8:
+            return 0
+        return _U64.unpack(got[1])[0]
+
+    def close(self) -> None:
+        self.tdb.close()
+
+
+def db_file_name(directory: str, name: str, pnn: int) -> str:
+    """4.17 names the file ``<dir>/<dbname>.<pnn>`` (e.g. ``locking.tdb.0``)."""
+    return os.path.join(directory, f"{name}.{pnn}")

@@ -1,0 +1,215 @@
+"""Taking a record's chain lock, or a whole database's lock, without blocking the
+event loop (4.17 server/ctdb_lock.c).
+
+The fast path is a non-blocking lock in the daemon itself. When someone else (smbd)
+holds the lock, a helper process (:mod:`ctdbcore.db.lock_helper`) waits for it
+instead; once the helper holds it the daemon *marks* the lock in its own tdb context
+and reads and writes under the helper's lock. It has to be another process: fcntl
+locks belong to a process and robust mutexes (TDB_MUTEX_LOCKING) to a thread, so
+neither could be taken by a worker thread and used by the loop.
+
+libtdb counts locks per context and the daemon has one context per database, so
+these locks exclude other processes, not other tasks of this one: a task that awaits
+while holding a lock does not keep other tasks out of that chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import attrs
+
+import ctdbcore
+from ctdbcore.db.tdb import Tdb, TdbBusy
+
+log = logging.getLogger(__name__)
+
+HELPER_MODULE = "ctdbcore.db.lock_helper"
+# A helper that was told to let go but has not exited by then is killed.
+RELEASE_TIMEOUT = 5.0
+_MAX_ERROR_TEXT = 4096
+
+
+class LockHelperError(OSError):
+    """The helper process could not take the lock (it could not open the file, died...)."""
+
+
+@attrs.define
+class LockStats:
+    """How locks were had; the daemon's lock statistics are built from these."""
+
+    immediate: int = 0  # taken at once in this process
+    helper: int = 0  # busy: handed to a helper process
+    helper_locked: int = 0  # ... which got it
+    timeouts: int = 0
+    cancelled: int = 0
+    failed: int = 0  # helper errors
+    waiting: int = 0  # helpers waiting right now
+    wait_seconds: float = 0.0  # total time until helpers got their locks
+    wait_seconds_max: float = 0.0
+
+    def note_wait(self, seconds: float) -> None:
+        self.helper_locked += 1
+        self.wait_seconds += seconds
+        self.wait_seconds_max = max(self.wait_seconds_max, seconds)
+
+
+STATS = LockStats()
+
+
+def _helper_env() -> dict[str, str]:
+    # The helper must run this very code, wherever it was imported from.
+    root = str(Path(ctdbcore.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def helper_command(tdb: Tdb, target: str) -> list[str]:
+    """argv of a helper locking ``target`` (a key in hex, or ``--all``) of ``tdb``."""
+    return [sys.executable, "-m", HELPER_MODULE, tdb.path, hex(tdb.get_flags()), str(os.getpid()), target]
+
+
+async def _finish(proc: anyio.abc.Process, *, kill: bool) -> None:
+    """Make the helper let go (or kill it) and reap it; never interrupted."""
+    with anyio.CancelScope(shield=True):
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        else:
+            assert proc.stdin is not None
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await proc.stdin.aclose()
+            with anyio.move_on_after(RELEASE_TIMEOUT):
+                await proc.wait()
+            if proc.returncode is None:
+                log.error("lock helper %d did not let go within %ss: killed", proc.pid, RELEASE_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        await proc.aclose()  # closes the pipes and waits for the exit
+        if not kill and proc.returncode != 0:
+            log.warning("lock helper %d exited with %s", proc.pid, proc.returncode)
+
+
+async def _answer(proc: anyio.abc.Process) -> None:
+    assert proc.stdout is not None
+    try:
+        first = await proc.stdout.receive(1)
+    except anyio.EndOfStream:
+        raise LockHelperError(f"lock helper {proc.pid} exited without taking the lock") from None
+    if first == b"1":
+        return
+    text = b""
+    with contextlib.suppress(anyio.EndOfStream), anyio.move_on_after(1):
+        while len(text) < _MAX_ERROR_TEXT:
+            text += await proc.stdout.receive()
+    raise LockHelperError(text.decode(errors="replace").strip() or f"lock helper answered {first!r}")
+
+
+@contextlib.asynccontextmanager
+async def _helper_holding(tdb: Tdb, target: str, timeout: float | None, stats: LockStats) -> AsyncIterator[None]:
+    """A helper that holds ``target``'s lock for the duration of the block."""
+    start = time.monotonic()
+    stats.helper += 1
+    stats.waiting += 1
+    proc: anyio.abc.Process | None = None
+    try:
+        # Shielded: a helper started by a cancelled spawn would go on waiting unseen.
+        with anyio.CancelScope(shield=True):
+            proc = await anyio.open_process(helper_command(tdb, target), stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=None, env=_helper_env())
+        log.debug("%s of %s is busy: lock helper %d waits for it", target, tdb.path, proc.pid)
+        with anyio.fail_after(None if timeout is None else max(0.0, start + timeout - time.monotonic())):
+            await _answer(proc)
+    except BaseException as e:
+        if isinstance(e, TimeoutError):
+            stats.timeouts += 1
+        elif isinstance(e, anyio.get_cancelled_exc_class()):
+            stats.cancelled += 1
+        else:
+            stats.failed += 1
+        if proc is not None:
+            # Killing frees a lock the helper may have got just now; it was never marked here.
+            await _finish(proc, kill=True)
+        raise
+    finally:
+        stats.waiting -= 1
+    stats.note_wait(time.monotonic() - start)
+    assert proc is not None
+    try:
+        yield
+    finally:
+        await _finish(proc, kill=False)
+
+
+@contextlib.asynccontextmanager
+async def record_lock(tdb: Tdb, key: bytes, timeout: float | None = None,
+                      stats: LockStats = STATS) -> AsyncIterator[None]:
+    """Hold ``key``'s chain lock in ``tdb`` for the block.
+
+    Raises TimeoutError after ``timeout`` seconds of waiting (nothing stays locked),
+    :class:`LockHelperError` if the helper failed.
+    """
+    try:
+        tdb.chainlock_nonblock(key)
+    except TdbBusy:
+        pass
+    else:
+        stats.immediate += 1
+        try:
+            yield
+        finally:
+            tdb.chainunlock(key)
+        return
+    async with _helper_holding(tdb, key.hex(), timeout, stats):
+        tdb.chainlock_mark(key)
+        try:
+            yield
+        finally:
+            # Unmark before the helper unlocks: this context must never believe it
+            # holds a lock nobody holds.
+            tdb.chainlock_unmark(key)
+
+
+@contextlib.asynccontextmanager
+async def db_lock(tdb: Tdb, timeout: float | None = None, stats: LockStats = STATS) -> AsyncIterator[None]:
+    """Hold the whole database (recovery's freeze): every chain and the free list.
+
+    Same timeout and error behaviour as :func:`record_lock`.
+    """
+    try:
+        tdb.lockall_nonblock()
+    except TdbBusy:
+        pass
+    else:
+        stats.immediate += 1
+        try:
+            yield
+        finally:
+            tdb.unlockall()
+        return
+    async with _helper_holding(tdb, "--all", timeout, stats):
+        tdb.lockall_mark()
+        try:
+            yield
+        finally:
+            tdb.lockall_unmark()
+
+
+@contextlib.asynccontextmanager
+async def freeze_lock(tdb: Tdb, timeout: float | None = None, stats: LockStats = STATS) -> AsyncIterator[None]:
+    """Recovery's freeze: a helper holds the whole-database lock and this process does
+    *not* mark it, because libtdb refuses to start a transaction in a context that holds
+    locks. Under a freeze the daemon opens the recovery transaction with ``TDB_NOLOCK``
+    (as 4.17 does) and writes inside it; it must not take chain locks of its own."""
+    async with _helper_holding(tdb, "--all", timeout, stats):
+        yield
