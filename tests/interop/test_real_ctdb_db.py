@@ -1,0 +1,60 @@
+"""Debian's real 4.17 `ctdb` tool uses our daemons' databases: it attaches, opens our
+TDB files itself, migrates records with REQ_CALL, traverses, runs persistent
+transactions (its own g_lock + TRANS3_COMMIT) and forces a recovery."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.cluster.helpers import wait_for
+
+REAL = "/usr/bin/ctdb"
+pytestmark = [pytest.mark.slow, pytest.mark.interop,
+              pytest.mark.skipif(not os.path.exists(REAL), reason="Debian's ctdb package is not installed")]
+
+
+def real(lc, pnn: int, *args: str, stdin: str | None = None) -> str:
+    env = dict(os.environ, CTDB_SOCKET=lc.socket(pnn))
+    r = subprocess.run([REAL, *args], env=env, capture_output=True, text=True, input=stdin, timeout=60)
+    assert r.returncode == 0, (args, pnn, r.stdout, r.stderr)
+    return r.stdout
+
+
+def test_real_tool_volatile_and_persistent_databases(local_cluster) -> None:
+    lc = local_cluster(n=3, loopback=True, loopback_base=241)
+    lc.wait_ok(timeout=30)
+    real(lc, 0, "attach", "test.tdb")
+    real(lc, 0, "attach", "p.tdb", "persistent")
+
+    dbmap = real(lc, 1, "getdbmap")
+    assert dbmap.splitlines()[0] == "Number of databases:2"
+    assert re.search(r"^dbid:0xc445c6ab name:test.tdb path:\S+/node1/db/volatile/test.tdb.1$", dbmap, re.M)
+    assert re.search(r"^dbid:0x47023bf1 name:p.tdb path:\S+/node1/db/persistent/p.tdb.1 PERSISTENT$", dbmap, re.M)
+
+    # volatile: written on node 0, read on node 1 (a migration), dumped from node 2
+    real(lc, 0, "writekey", "test.tdb", "k1", "hello")
+    assert real(lc, 1, "readkey", "test.tdb", "k1") == "Data: size:5 ptr:[hello]\n"
+    dump = real(lc, 2, "catdb", "test.tdb")
+    assert 'key(2) = "k1"\ndmaster: 1\n' in dump and 'data(5) = "hello"' in dump
+    assert dump.endswith("Dumped 1 records\n")
+
+    # persistent: pstore on node 0, pfetch on node 2, ptrans on node 1
+    real(lc, 0, "pstore", "p.tdb", "pk", "pv")
+    assert real(lc, 2, "pfetch", "p.tdb", "pk") == "pv\n"
+    real(lc, 1, "ptrans", "p.tdb", stdin='"a" "1"\n"b" "2"\n')
+    for pnn in (0, 1, 2):
+        assert real(lc, pnn, "pfetch", "p.tdb", "b") == "2\n"
+        assert real(lc, pnn, "getdbseqnum", "p.tdb") == "0x2\n"
+    assert real(lc, 0, "catdb", "p.tdb").endswith("Dumped 3 records\n")
+
+    # a forced recovery keeps everything
+    gen = re.search(r"^Generation:(\d+)$", real(lc, 0, "status"), re.M).group(1)
+    real(lc, 0, "recover")
+    wait_for(lambda: re.search(r"^Generation:(\d+)$", real(lc, 0, "status"), re.M).group(1) != gen,
+             what="a new generation after ctdb recover")
+    assert real(lc, 2, "readkey", "test.tdb", "k1") == "Data: size:5 ptr:[hello]\n"
+    assert real(lc, 1, "pfetch", "p.tdb", "pk") == "pv\n"
