@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ctdbcore.daemon.clients import ClientConn
     from ctdbcore.daemon.node import Daemon
 
-log = logging.getLogger("ctdbd")
+log = logging.getLogger("ctdb")
 
 
 @attrs.define(eq=False)

@@ -15,7 +15,7 @@ import anyio
 import attrs
 
 from ctdbcore.daemon.calls import Calls
-from ctdbcore.db import record
+from ctdbcore.db import marshall, record
 from ctdbcore.db.database import Database
 from ctdbcore.db.locking import freeze_lock
 from ctdbcore.db.registry import AttachError, Databases
@@ -23,13 +23,13 @@ from ctdbcore.db.tdb import TdbFlags
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import INACTIVE, Opcode, RecMode
-from ctdbcore.protocol.records import LtdbHeader, RecBuffer, RecData
+from ctdbcore.protocol.records import RecBuffer, RecData
 
 if TYPE_CHECKING:
     from ctdbcore.daemon.clients import ClientConn
     from ctdbcore.daemon.node import Daemon
 
-log = logging.getLogger("ctdbd")
+log = logging.getLogger("ctdb")
 NOTICE = 25
 
 # 4.17's RecBufferSizeLimit: how much of a database one message carries.
@@ -195,26 +195,15 @@ class DbService:
 
     def pull(self, db: Database, dest: int, srvid: int) -> int:
         """Stream every record of this copy to the leader as messages; reply the count."""
-        count = 0
-        batch: list[RecData] = []
-        size = 0
         # Under the freeze the helper holds every lock; reading must not wait for them.
         db.tdb.add_flags(TdbFlags.NOLOCK)
         try:
-            records = list(db.records())
+            records = [(k, v) for k, v in db.tdb.traverse() if len(v) >= record.HEADER_SIZE]
         finally:
             db.tdb.remove_flags(TdbFlags.NOLOCK)
-        for key, header, data in records:
-            rec = RecData(reqid=0, key=key, data=data, header=header)
-            batch.append(rec)
-            size += 16 + len(key) + 24 + len(data)
-            count += 1
-            if size >= REC_BUFFER_LIMIT:
-                self.d.send_message(dest, srvid, RecBuffer(db.db_id, tuple(batch)).pack())
-                batch, size = [], 0
-        if batch:
-            self.d.send_message(dest, srvid, RecBuffer(db.db_id, tuple(batch)).pack())
-        return count
+        for buf in marshall.pack_limited(db.db_id, records):
+            self.d.send_message(dest, srvid, buf)
+        return len(records)
 
     def push_start(self, db: Database, srvid: int) -> int:
         old = self._pushes.pop(db.db_id, None)
@@ -234,19 +223,23 @@ class DbService:
         if db is None or push is None:
             return True
         try:
-            buf = RecBuffer.unpack(data, with_header=True)
-        except Exception as e:
+            _, records = marshall.unpack(data)
+        except ValueError as e:
             log.error("Bad push buffer for %s: %s", db.name, e)
             return True
-        for rec in buf.records:
-            h = rec.header
-            assert h is not None
-            # Read-only delegations do not survive a recovery.
-            h = LtdbHeader(rsn=h.rsn, dmaster=h.dmaster, flags=h.flags & ~record.RO_FLAGS)
-            if db.volatile:
-                self.calls.store(db, rec.key, h, rec.data)
-            else:
-                db.write(rec.key, h, rec.data)
+        pnn = self.d.pnn
+        store = db.tdb.store
+        for key, value in records:
+            if len(value) < record.HEADER_SIZE:
+                continue
+            _, dmaster = marshall.rsn_dmaster(value)
+            flags = marshall.flags_of(value)
+            if flags & record.RO_FLAGS or (db.volatile and dmaster == pnn):
+                # Read-only delegations do not survive a recovery; the data master's
+                # own store counts one more RSN, as every dmaster write does.
+                value = marshall.with_flags(value, flags & ~record.RO_FLAGS,
+                                            rsn_delta=1 if db.volatile and dmaster == pnn else 0)
+            store(key, value)
             push.count += 1
         return True
 

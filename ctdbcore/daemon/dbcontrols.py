@@ -16,7 +16,7 @@ from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import DbFlags, Opcode, RecMode
 from ctdbcore.protocol.records import RecData
 
-log = logging.getLogger("ctdbd")
+log = logging.getLogger("ctdb")
 
 
 def _db(d, data: bytes, size: int = 4):

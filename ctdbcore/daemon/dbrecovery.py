@@ -10,22 +10,22 @@ leader then retries the whole recovery, as 4.17 does.
 from __future__ import annotations
 
 import itertools
+import time
 import logging
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
-from ctdbcore.db import record
+from ctdbcore.db import marshall, record
 from ctdbcore.db.registry import kind_name
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import CTRL_FLAG_ATTACH_RECOVERY, DbFlags, Opcode, RecordFlags, Srvid
-from ctdbcore.protocol.records import LtdbHeader, RecBuffer, RecData
 
 if TYPE_CHECKING:
     from ctdbcore.daemon.node import Daemon
 
-log = logging.getLogger("ctdbd")
+log = logging.getLogger("ctdb")
 
 ALL_LMASTERS = 0xFFFFFFFF
 _srvids = itertools.count(1)
@@ -90,7 +90,9 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
         await d._each(nodes, lambda p: d.control_ok(p, opcode, data, timeout=timeout))
 
     trans = T.TransDb(db_id=db_id, tid=gen).pack()
+    marks = [("start", time.perf_counter())]
     await all_nodes(Opcode.DB_FREEZE, u32)
+    marks.append(("freeze", time.perf_counter()))
     await all_nodes(Opcode.DB_TRANSACTION_START, trans)
 
     volatile = not info.flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED)
@@ -107,14 +109,17 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
         best = max(nodes, key=lambda p: (seqnums.get(p, 0), -nodes.index(p)))
         sources = [best]
 
-    merged: dict[bytes, tuple[LtdbHeader, bytes]] = {}
+    merged: dict[bytes, bytes] = {}
+    marks.append(("txn", time.perf_counter()))
     for pnn in sources:
         await _pull(d, pnn, info, merged, volatile, timeout)
+    marks.append(("pull", time.perf_counter()))
 
     await all_nodes(Opcode.WIPE_DATABASE, trans)
     buffers, count = _push_buffers(d.pnn, db_id, merged, volatile)
     srvid = Srvid.RECOVERY + next(_srvids)
     push = T.PulldbExt(db_id=db_id, lmaster=ALL_LMASTERS, srvid=srvid).pack()
+    marks.append(("wipe", time.perf_counter()))
     await all_nodes(Opcode.DB_PUSH_START, push)
     for buf in buffers:
         for pnn in nodes:
@@ -126,27 +131,39 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
             raise _fail(pnn, Opcode.DB_PUSH_CONFIRM, f"{info.name}: node stored {got} of {count} records")
 
     await d._each(nodes, confirm)
+    marks.append(("push", time.perf_counter()))
     await all_nodes(Opcode.DB_TRANSACTION_COMMIT, trans)
     await all_nodes(Opcode.DB_THAW, u32)
-    log.info("Recovered %s database %s: %d records", kind_name(info.flags), info.name, count)
+    marks.append(("commit", time.perf_counter()))
+    steps = ", ".join(f"{n} {1000 * (t - p):.0f} ms" for (_, p), (n, t) in zip(marks, marks[1:]))
+    log.log(25, "Recovered %s database %s: %d records (%s)", kind_name(info.flags), info.name, count, steps)
     return count
 
 
-async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, tuple[LtdbHeader, bytes]],
-                volatile: bool, timeout: float) -> None:
+async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, bytes], volatile: bool,
+                timeout: float) -> None:
     srvid = Srvid.RECOVERY + next(_srvids)
     received = 0
     leader = d.pnn
+    rsn_dmaster = marshall.rsn_dmaster
 
     def collect(data: bytes, src: int) -> None:
         nonlocal received
-        buf = RecBuffer.unpack(data, with_header=True)
-        for rec in buf.records:
-            received += 1
-            h = rec.header
-            assert h is not None
-            if not volatile or record.newer_for_recovery(h, merged.get(rec.key, (None,))[0], leader):
-                merged[rec.key] = (h, rec.data)
+        _, records = marshall.unpack(data)
+        received += len(records)
+        if not volatile:
+            merged.update(records)
+            return
+        for key, value in records:
+            old = merged.get(key)
+            if old is not None:
+                # 4.17's recdb rule: highest RSN wins; on a tie the first copy stays
+                # unless it names the leader as data master.
+                rsn_in, _ = rsn_dmaster(value)
+                rsn_old, dm_old = rsn_dmaster(old)
+                if rsn_in < rsn_old or (rsn_in == rsn_old and dm_old != leader):
+                    continue
+            merged[key] = value
 
     d.internal_srvids[srvid] = collect
     try:
@@ -163,25 +180,13 @@ async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, tuple[Ltd
         d.internal_srvids.pop(srvid, None)
 
 
-def _push_buffers(leader: int, db_id: int, merged: dict[bytes, tuple[LtdbHeader, bytes]],
-                  volatile: bool) -> tuple[list[bytes], int]:
+def _push_buffers(leader: int, db_id: int, merged: dict[bytes, bytes], volatile: bool) -> tuple[list[bytes], int]:
     """Marshall buffers of at most RecBufferSizeLimit bytes; empty records are dropped
     (that is how a deletion wins), volatile ones all start out on the leader."""
-    out: list[bytes] = []
-    batch: list[RecData] = []
-    size = 0
-    count = 0
-    for key, (h, data) in merged.items():
-        if not data:
-            continue
-        if volatile:
-            h = LtdbHeader(rsn=h.rsn, dmaster=leader, flags=h.flags | RecordFlags.MIGRATED_WITH_DATA)
-        batch.append(RecData(reqid=0, key=key, data=data, header=h))
-        size += 40 + len(key) + len(data)
-        count += 1
-        if size >= 1_000_000:
-            out.append(RecBuffer(db_id, tuple(batch)).pack())
-            batch, size = [], 0
-    if batch or not out:
-        out.append(RecBuffer(db_id, tuple(batch)).pack())
-    return out, count
+    header = record.HEADER_SIZE
+    if volatile:
+        items = [(k, marshall.with_dmaster(v, leader, RecordFlags.MIGRATED_WITH_DATA))
+                 for k, v in merged.items() if len(v) > header]
+    else:
+        items = [(k, v) for k, v in merged.items() if len(v) > header]
+    return list(marshall.pack_limited(db_id, items)), len(items)

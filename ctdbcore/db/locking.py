@@ -31,7 +31,7 @@ import attrs
 import ctdbcore
 from ctdbcore.db.tdb import Tdb, TdbBusy
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ctdb.tdb")
 
 HELPER_MODULE = "ctdbcore.db.lock_helper"
 # A helper that was told to let go but has not exited by then is killed.

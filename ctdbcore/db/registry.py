@@ -14,7 +14,7 @@ from ctdbcore.db.tdb import Tdb, TdbError
 from ctdbcore.protocol.constants import DbFlags
 from ctdbcore.protocol.hash import db_id as compute_db_id
 
-log = logging.getLogger("ctdbd")
+log = logging.getLogger("ctdb")
 
 KIND_FLAGS = DbFlags.PERSISTENT | DbFlags.REPLICATED
 

@@ -34,7 +34,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ctdb.tdb")
 
 
 class TdbFlags(enum.IntFlag):

@@ -1,0 +1,83 @@
+"""Marshall buffers (``ctdb_marshall_buffer``) of raw tdb records, without building
+an object per record: recovery moves every record of every database through here, so
+it works on the stored bytes (24-byte header + value) directly.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+
+_HEAD = struct.Struct("<II")  # db_id, count
+_REC = struct.Struct("<4I")  # length, reqid, keylen, datalen
+_RSN_DMASTER = struct.Struct("<QI")
+_U32 = struct.Struct("<I")
+
+LIMIT = 1_000_000  # 4.17's RecBufferSizeLimit
+
+
+def pack(db_id: int, records: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [_HEAD.pack(db_id, len(records))]
+    for key, value in records:
+        parts.append(_REC.pack(16 + len(key) + len(value), 0, len(key), len(value)))
+        parts.append(key)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def pack_limited(db_id: int, records: Iterable[tuple[bytes, bytes]], limit: int = LIMIT) -> Iterator[bytes]:
+    """Buffers of at most about ``limit`` bytes each; always at least one."""
+    batch: list[tuple[bytes, bytes]] = []
+    size = 0
+    sent = False
+    for key, value in records:
+        batch.append((key, value))
+        size += 16 + len(key) + len(value)
+        if size >= limit:
+            yield pack(db_id, batch)
+            sent = True
+            batch, size = [], 0
+    if batch or not sent:
+        yield pack(db_id, batch)
+
+
+def unpack(buf: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """(db_id, [(key, raw value)]); ValueError on a malformed buffer."""
+    if len(buf) < 8:
+        raise ValueError("marshall buffer shorter than its header")
+    db_id, count = _HEAD.unpack_from(buf)
+    out = []
+    off = 8
+    mv = memoryview(buf)
+    for i in range(count):
+        if off + 16 > len(buf):
+            raise ValueError(f"marshall buffer ends inside record {i}")
+        _length, _reqid, keylen, datalen = _REC.unpack_from(buf, off)
+        k0 = off + 16
+        end = k0 + keylen + datalen
+        if end > len(buf):
+            raise ValueError(f"record {i} runs past the end of the buffer")
+        out.append((bytes(mv[k0 : k0 + keylen]), bytes(mv[k0 + keylen : end])))
+        off = end
+    return db_id, out
+
+
+def rsn_dmaster(value: bytes) -> tuple[int, int]:
+    return _RSN_DMASTER.unpack_from(value)
+
+
+def with_dmaster(value: bytes, dmaster: int, add_flags: int = 0, rsn_delta: int = 0) -> bytes:
+    """The same record claiming another data master (and maybe more flags / RSN)."""
+    rsn, _ = _RSN_DMASTER.unpack_from(value)
+    (flags,) = _U32.unpack_from(value, 16)
+    return (_RSN_DMASTER.pack(rsn + rsn_delta, dmaster) + value[12:16] + _U32.pack(flags | add_flags)
+            + value[20:])
+
+
+def flags_of(value: bytes) -> int:
+    return _U32.unpack_from(value, 16)[0]
+
+
+def with_flags(value: bytes, flags: int, rsn_delta: int = 0) -> bytes:
+    rsn, dmaster = _RSN_DMASTER.unpack_from(value)
+    return _RSN_DMASTER.pack(rsn + rsn_delta, dmaster) + value[12:16] + _U32.pack(flags) + value[20:]
