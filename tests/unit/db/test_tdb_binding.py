@@ -297,17 +297,17 @@ def test_errors(path, tmp_path, caplog):
     assert str(exc.value) == f"tdb_open {tmp_path}/no/such.tdb: No such file or directory"
 
     t = Tdb.open(path)
-    caplog.set_level(logging.DEBUG, logger="ctdbcore.db.tdb")
+    caplog.set_level(logging.DEBUG, logger="ctdb.tdb")
     with pytest.raises(TdbError) as exc:
         Tdb.open(path)  # libtdb refuses a second context in one process
     assert exc.value.errno == errno.EBUSY
     # libtdb's own log line, with its printf arguments filled in
-    lines = [r.getMessage() for r in caplog.records if r.name == "ctdbcore.db.tdb"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "ctdb.tdb"]
     assert any(path in m and "already open in this process" in m and "%" not in m for m in lines), lines
     caplog.clear()
     with pytest.raises(TdbError):
         Tdb.open(path, quiet=True)
-    assert not [r for r in caplog.records if r.name == "ctdbcore.db.tdb"]
+    assert not [r for r in caplog.records if r.name == "ctdb.tdb"]
 
     t.close()
     t.close()
