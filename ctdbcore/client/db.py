@@ -43,6 +43,7 @@ from ctdbcore.protocol.constants import (
 from ctdbcore.protocol.records import KeyData, LtdbHeader, RecBuffer, RecData
 
 _U64 = struct.Struct("<Q")
+_DMASTER_FLAGS = struct.Struct("<I4xI")  # ltdb header: dmaster at 8, flags at 16
 _GLOCK_ENTRY = struct.Struct("<I4xQIIQ")  # type, pad, server_id{pid, task_id, vnn, unique_id}
 GLOCK_READ, GLOCK_WRITE = 0, 1
 
@@ -138,31 +139,13 @@ class ClientDb:
 
     # -- volatile records --------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def fetch_lock(self, key: bytes) -> Iterator[LockedRecord]:
-        """Hold ``key`` locked in this node's copy, migrating it here first if this
-        node is not its data master. Writes inside the block are local."""
+    def fetch_lock(self, key: bytes) -> LockedRecord:
+        """Hold ``key`` locked in this node's copy (``with db.fetch_lock(k) as rec:``),
+        migrating it here first if this node is not its data master. Reads and writes
+        inside the block are local."""
         if self.persistent:
             raise DbError("persistent databases are changed in transactions")
-        migrations = 0
-        while True:
-            self.tdb.chainlock(key)
-            got = record.split_value(self.tdb.fetch(key))
-            if got is not None and got[0].dmaster == self.c.pnn and not got[0].flags & record.RO_FLAGS:
-                break
-            self.tdb.chainunlock(key)
-            call(self.c, self.db_id, key)
-            migrations += 1
-            if migrations > 1000:
-                raise DbError(f"record {key!r} did not arrive after {migrations} migrations")
-        rec = LockedRecord(self, key, got[0], got[1])
-        try:
-            yield rec
-        finally:
-            self.tdb.chainunlock(key)
-        if rec.deleted:
-            self.c.control(Opcode.SCHEDULE_FOR_DELETION, KeyData(self.db_id, rec.header, key).pack(),
-                           srvid=self.db_id, flags=CTRL_FLAG_NOREPLY)
+        return LockedRecord(self, key)
 
     def fetch(self, key: bytes) -> bytes | None:
         """The record's value (None when missing or empty)."""
@@ -226,17 +209,47 @@ class ClientDb:
             glock.unlock()
 
 
-@attrs.define(eq=False)
 class LockedRecord:
-    db: ClientDb
-    key: bytes
-    header: LtdbHeader
-    data: bytes
-    deleted: bool = False
+    """A record held under its chain lock; ``data`` is its value (b"" when new).
+
+    Written for the hot path of a node-local workload: one chainlock, one fetch, one
+    store and one unlock, no per-record objects beyond this one."""
+
+    __slots__ = ("db", "key", "_raw_header", "data", "deleted")
+
+    def __init__(self, db: ClientDb, key: bytes) -> None:
+        self.db = db
+        self.key = key
+        self.deleted = False
+
+    def __enter__(self) -> LockedRecord:
+        db, key, tdb, pnn = self.db, self.key, self.db.tdb, self.db.c.pnn
+        for _ in range(1000):
+            tdb.chainlock(key)
+            value = tdb.fetch(key)
+            if value is not None and len(value) >= 24:
+                dmaster, flags = _DMASTER_FLAGS.unpack_from(value, 8)
+                if dmaster == pnn and not flags & record.RO_FLAGS:
+                    self._raw_header = value[:24]
+                    self.data = value[24:]
+                    return self
+            tdb.chainunlock(key)
+            call(db.c, db.db_id, key)
+        raise DbError(f"record {key!r} did not arrive after 1000 migrations")
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.tdb.chainunlock(self.key)
+        if self.deleted:
+            self.db.c.control(Opcode.SCHEDULE_FOR_DELETION, KeyData(self.db.db_id, self.header, self.key).pack(),
+                              srvid=self.db.db_id, flags=CTRL_FLAG_NOREPLY)
+
+    @property
+    def header(self) -> LtdbHeader:
+        return LtdbHeader.unpack(self._raw_header)
 
     def store(self, data: bytes) -> None:
         # Like Samba, the header goes back as read: the daemon counts RSNs on migration.
-        self.db.tdb.store(self.key, record.join_value(self.header, data))
+        self.db.tdb.store(self.key, self._raw_header + data)
         self.data = data
         self.deleted = False
 

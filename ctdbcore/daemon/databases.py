@@ -121,25 +121,35 @@ class DbService:
                 db.frozen = True
                 f.held.set()
                 await f.thaw.wait()
-                if db.txn_id is not None:
-                    self._cancel_txn(db)
         except Exception as e:  # the freeze control reports it; the daemon carries on
             f.failed = str(e)
             f.held.set()
             log.error("Freeze of %s failed: %s", db.name, e)
         finally:
-            db.frozen = False
+            if not f.thaw.is_set():
+                db.frozen = False
             if self._freezes.get(db.db_id) is f:
                 del self._freezes[db.db_id]
 
     def thaw(self, db: Database) -> None:
         f = self._freezes.get(db.db_id)
         if f is not None:
-            f.thaw.set()
+            self._thaw(db, f)
 
     def thaw_all(self) -> None:
-        for f in list(self._freezes.values()):
-            f.thaw.set()
+        for db_id, f in list(self._freezes.items()):
+            db = self.get(db_id)
+            if db is not None:
+                self._thaw(db, f)
+            else:
+                f.thaw.set()
+
+    def _thaw(self, db: Database, f: Freeze) -> None:
+        if db.txn_id is not None:
+            self._cancel_txn(db)
+        # Usable at once: until the helper has let go, our own locks simply wait for it.
+        db.frozen = False
+        f.thaw.set()
 
     # -- recovery transaction (under the freeze) ---------------------------------------
 
