@@ -1,0 +1,49 @@
+"""Raw marshall buffers: the same bytes as the typed RecBuffer, and the header edits
+recovery makes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ctdbcore.db import marshall
+from ctdbcore.protocol.constants import RecordFlags
+from ctdbcore.protocol.records import LtdbHeader, RecBuffer, RecData
+
+records = st.lists(st.tuples(st.binary(max_size=40), st.binary(min_size=24, max_size=80)), max_size=20)
+
+
+@given(records)
+def test_pack_is_a_rec_buffer(recs) -> None:
+    raw = marshall.pack(0x1234, recs)
+    typed = RecBuffer(0x1234, tuple(RecData(reqid=0, key=k, data=v) for k, v in recs)).pack()
+    assert raw == typed
+    assert marshall.unpack(raw) == (0x1234, recs)
+
+
+@given(records)
+def test_limited_buffers_carry_every_record_once(recs) -> None:
+    bufs = list(marshall.pack_limited(7, recs, limit=100))
+    assert bufs
+    out = [r for b in bufs for r in marshall.unpack(b)[1]]
+    assert out == recs
+
+
+def test_truncated_buffers_are_refused() -> None:
+    raw = marshall.pack(1, [(b"key", bytes(30))])
+    for cut in (4, 12, len(raw) - 1):
+        with pytest.raises(ValueError):
+            marshall.unpack(raw[:cut])
+
+
+def test_header_edits() -> None:
+    value = LtdbHeader(rsn=9, dmaster=2, flags=RecordFlags.RO_HAVE_READONLY).pack() + b"data"
+    moved = marshall.with_dmaster(value, 0, RecordFlags.MIGRATED_WITH_DATA)
+    assert LtdbHeader.unpack(moved) == LtdbHeader(
+        rsn=9, dmaster=0, flags=RecordFlags.RO_HAVE_READONLY | RecordFlags.MIGRATED_WITH_DATA)
+    assert moved[24:] == b"data"
+    assert marshall.rsn_dmaster(moved) == (9, 0)
+    bumped = marshall.with_flags(value, 0, rsn_delta=1)
+    assert LtdbHeader.unpack(bumped) == LtdbHeader(rsn=10, dmaster=2, flags=0)
+    assert marshall.flags_of(value) == RecordFlags.RO_HAVE_READONLY
