@@ -25,7 +25,9 @@ from ctdbcore.db.database import Database
 from ctdbcore.db.locking import record_lock
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol.constants import (
+    CALL_FLAG_VACUUM_MIGRATION,
     FETCH_FUNC,
+    IMMEDIATE_MIGRATION,
     FETCH_WITH_HEADER_FUNC,
     NULL_FUNC,
     RecMode,
@@ -45,7 +47,7 @@ class PendingCall:
     """A client's call waiting for its record to arrive here."""
 
     reqid: int
-    client: ClientConn
+    client: ClientConn | None  # None: the daemon's own call (vacuuming)
     client_reqid: int
     db_id: int
     key: bytes
@@ -103,6 +105,8 @@ class Calls:
 
     def _reply(self, call: PendingCall, status: int, data: bytes) -> None:
         self.pending.pop(call.reqid, None)
+        if call.client is None:
+            return
         call.client.send(P.pack(P.ReplyCall(status=status, data=data, reqid=call.client_reqid,
                                             srcnode=self.pnn, destnode=self.pnn,
                                             generation=self.d.vnnmap.generation)))
@@ -144,6 +148,12 @@ class Calls:
         self.pending[call.reqid] = call
         self._send(dest, P.ReqCall(reqid=call.reqid, flags=call.flags, db_id=call.db_id, callid=call.callid,
                                    hopcount=0, key=call.key, calldata=call.calldata))
+
+    def migrate_here(self, db: Database, key: bytes) -> None:
+        """Fetch a record to this node on the daemon's own behalf."""
+        call = PendingCall(reqid=next(self._reqids), client=None, client_reqid=0, db_id=db.db_id, key=key,
+                           callid=NULL_FUNC, flags=IMMEDIATE_MIGRATION | CALL_FLAG_VACUUM_MIGRATION, calldata=b"")
+        self.d.spawn(self.start, call)
 
     def client_gone(self, client: ClientConn) -> None:
         for reqid, call in list(self.pending.items()):
@@ -262,4 +272,4 @@ class Calls:
         # 4.17 logs and leaves the client waiting; we at least free the slot.
         call = self.pending.pop(pkt.reqid, None)
         log.error("Call to node %d failed: %s%s", src, pkt.msg.decode(errors="replace"),
-                  f" (client pid {call.client.pid})" if call else "")
+                  f" (client pid {call.client.pid})" if call and call.client else "")

@@ -414,6 +414,9 @@ class DbService:
             return (-1, b"", str(e).encode())
         return (0, b"", b"")
 
+    def vacuum_try_delete(self, db: Database, data: bytes) -> bytes:
+        return self.d.vacuumer.try_delete(db, data)
+
     # -- statistics ----------------------------------------------------------------------
 
     def statistics(self, db: Database) -> T.DbStatistics:

@@ -33,6 +33,7 @@ from ctdbcore.daemon import dbcontrols  # noqa: F401  (registers the database co
 from ctdbcore.daemon.controls import HANDLERS
 from ctdbcore.daemon.databases import DbService
 from ctdbcore.daemon.dbrecovery import recover_databases
+from ctdbcore.daemon.vacuum import Vacuumer
 from ctdbcore.daemon.publicips import PublicIPs
 from ctdbcore.daemon.tickles import Tickles
 from ctdbcore.protocol import packets as P
@@ -207,6 +208,7 @@ class Daemon:
             scratch = tempfile.mkdtemp(prefix=f"ctdbd-{pnn}-")
             databases = Databases(pnn, DbDirs(*(os.path.join(scratch, k) for k in ("volatile", "persistent", "state"))))
         self.dbs = DbService(self, databases)
+        self.vacuumer = Vacuumer(self)
         # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``).
         self.stats: collections.Counter[str] = collections.Counter()
         self.stats_start = time.time()
@@ -269,6 +271,7 @@ class Daemon:
             tg.start_soon(self._timer_loop)
             tg.start_soon(self._leader_loop)
             tg.start_soon(self._startup_and_monitor)
+            tg.start_soon(self.vacuumer.loop)
             await self._shutdown.wait()
             await self._do_shutdown()
             tg.cancel_scope.cancel()
@@ -577,6 +580,12 @@ class Daemon:
                 log.error("Bad message for srvid 0x%x from node %d: %s", srvid, src, e)
             return
         if self.dbs.push_message(srvid, data):
+            return
+        if srvid == Srvid.VACUUM_FETCH:
+            try:
+                self.vacuumer.fetch_home(data)
+            except ValueError as e:
+                log.warning("Bad VACUUM_FETCH from node %d: %s", src, e)
             return
         if srvid == Srvid.LEADER and len(data) >= 4:
             self._apply(self.election.leader_message(src, T.unpack_u32(data), _now()))

@@ -1,0 +1,138 @@
+"""Vacuuming deleted volatile records (the guarantees of 4.17's server/ctdb_vacuum.c,
+by a simpler scheme).
+
+A deleted record is an empty record (header only) on its data master. Every
+``VacuumInterval`` seconds each node looks at the empty records it is data master of:
+
+* when it is also the key's lmaster, it asks every other active node to drop its copy
+  of the key (TRY_DELETE_RECORDS: a node refuses when it is the data master or holds a
+  newer RSN), and only when all agreed deletes the record itself, if it is still the
+  same empty record. No stale copy with data is left to be resurrected by a recovery.
+* otherwise it sends the keys to their lmaster (VACUUM_FETCH message), which migrates
+  them home; its next run deletes them as above.
+
+Files then only hold live records and a bounded number of deleted ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ctdbcore.db import marshall, record
+from ctdbcore.db.database import Database
+from ctdbcore.db.locking import record_lock
+from ctdbcore.db.tdb import TdbBusy
+from ctdbcore.protocol.constants import INACTIVE, Opcode, RecMode, Srvid
+
+if TYPE_CHECKING:
+    from ctdbcore.daemon.node import Daemon
+
+log = logging.getLogger("ctdb")
+HEADER = record.HEADER_SIZE
+
+
+class Vacuumer:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self.deleted = 0  # records removed by this node, for tests and statistics
+        self.runs = 0
+
+    async def loop(self) -> None:
+        while True:
+            await anyio.sleep(max(0.1, float(self.d.tunables.get("VacuumInterval"))))
+            if self.d.recmode != RecMode.NORMAL or self.d.own_flags & INACTIVE:
+                continue
+            for db in self.d.dbs.registry:
+                if db.volatile and not db.frozen:
+                    try:
+                        await self.vacuum(db)
+                    except Exception as e:  # one bad run must not stop vacuuming
+                        log.warning("Vacuuming %s failed: %s", db.name, e)
+            self.runs += 1
+
+    def _others(self) -> list[int]:
+        return [p for p in self.d.vnnmap.map if p != self.d.pnn and not self.d.flags.get(p, 0) & INACTIVE]
+
+    async def vacuum(self, db: Database) -> int:
+        me = self.d.pnn
+        vnn_map = self.d.vnnmap.map
+        home: dict[bytes, bytes] = {}
+        away: dict[int, list[tuple[bytes, bytes]]] = {}
+        limit = int(self.d.tunables.get("VacuumLimit")) or 5000
+        scan = await anyio.run_process(
+            [sys.executable, "-m", "ctdbcore.db.scan", db.path, str(db.tdb_flags), str(me)], check=False)
+        if scan.returncode != 0:
+            log.warning("Scanning %s for deleted records failed: %s", db.name,
+                        scan.stderr.decode(errors="replace").strip())
+            return 0
+        for key, value in marshall.unpack(scan.stdout)[1][:limit]:
+            lm = record.lmaster(key, vnn_map)
+            if lm == me:
+                home[key] = value
+            else:
+                away.setdefault(lm, []).append((key, value))
+        for lm, recs in away.items():
+            self.d.send_message(lm, Srvid.VACUUM_FETCH, marshall.pack(db.db_id, recs))
+        if not home:
+            return 0
+        refused: set[bytes] = set()
+        buf = marshall.pack(db.db_id, list(home.items()))
+
+        async def ask(pnn: int) -> None:
+            status, out, _ = await self.d.control(pnn, Opcode.TRY_DELETE_RECORDS, buf, timeout=10)
+            if status != 0:
+                refused.update(home)
+                return
+            refused.update(k for k, _ in marshall.unpack(out)[1])
+
+        async with anyio.create_task_group() as tg:
+            for pnn in self._others():
+                tg.start_soon(ask, pnn)
+        deleted = 0
+        for key, value in home.items():
+            if key in refused or db.frozen or self.d.recmode != RecMode.NORMAL:
+                continue
+            async with record_lock(db.tdb, key):
+                if db.tdb.fetch(key) == value:
+                    db.tdb.delete(key)
+                    deleted += 1
+        self.deleted += deleted
+        return deleted
+
+    def try_delete(self, db: Database, data: bytes) -> bytes:
+        """Drop the copies another node (the lmaster and data master) is deleting; the
+        reply lists the records this node kept."""
+        _, recs = marshall.unpack(data)
+        kept = []
+        for key, value in recs:
+            rsn, _ = marshall.rsn_dmaster(value)
+            try:
+                db.tdb.chainlock_nonblock(key)
+            except TdbBusy:
+                kept.append((key, value))
+                continue
+            try:
+                mine = db.tdb.fetch(key)
+                if mine is None or len(mine) < HEADER:
+                    continue
+                my_rsn, my_dmaster = marshall.rsn_dmaster(mine)
+                if my_dmaster == self.d.pnn or my_rsn > rsn:
+                    kept.append((key, value))
+                    continue
+                db.tdb.delete(key)
+            finally:
+                db.tdb.chainunlock(key)
+        return marshall.pack(db.db_id, kept)
+
+    def fetch_home(self, data: bytes) -> None:
+        """VACUUM_FETCH: bring deleted records home so that this node can vacuum them."""
+        db_id, recs = marshall.unpack(data)
+        db = self.d.dbs.get(db_id)
+        if db is None:
+            return
+        for key, _ in recs:
+            self.d.dbs.calls.migrate_here(db, key)
