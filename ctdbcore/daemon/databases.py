@@ -23,7 +23,7 @@ from ctdbcore.db.tdb import TdbFlags
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import INACTIVE, Opcode, RecMode
-from ctdbcore.protocol.records import RecBuffer, RecData
+from ctdbcore.protocol.records import RecData
 
 if TYPE_CHECKING:
     from ctdbcore.daemon.clients import ClientConn
@@ -395,18 +395,22 @@ class DbService:
     def update_record(self, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
         """Apply a committed persistent transaction to this copy, all or nothing."""
         try:
-            buf = RecBuffer.unpack(data, with_header=True)
-        except Exception as e:
+            _, records = marshall.unpack(data)
+        except ValueError as e:
             return (-1, b"", f"bad update buffer: {e}".encode())
         tdb = db.tdb
         tdb.transaction_start()
         try:
-            for rec in buf.records:
-                old = db.fetch(rec.key)
-                assert rec.header is not None
-                if old is not None and old[0].rsn >= rec.header.rsn and old[1] != rec.data:
-                    raise ValueError(f"record with rsn {old[0].rsn} is newer than the update's {rec.header.rsn}")
-                db.write(rec.key, rec.header, rec.data)
+            for key, value in records:
+                if len(value) < record.HEADER_SIZE:
+                    raise ValueError("record without a header")
+                old = tdb.fetch(key)
+                if old is not None and len(old) >= record.HEADER_SIZE:
+                    old_rsn, _ = marshall.rsn_dmaster(old)
+                    new_rsn, _ = marshall.rsn_dmaster(value)
+                    if old_rsn >= new_rsn and old[record.HEADER_SIZE:] != value[record.HEADER_SIZE:]:
+                        raise ValueError(f"record with rsn {old_rsn} is newer than the update's {new_rsn}")
+                tdb.store(key, value)
             tdb.transaction_commit()
         except Exception as e:
             tdb.transaction_cancel()
