@@ -12,7 +12,10 @@ Quickstart (blocking)::
 
 Errors: :class:`ConnectError` (no daemon), :class:`ControlError` (status != 0 from a
 typed helper), :class:`ControlTimeout` (no reply in time), :class:`ConnectionClosed`.
-An async client will live next to this one (``ctdbcore.client.aio``) with the same names.
+Databases (blocking): :func:`ctdbcore.client.db.attach` → fetch_lock / store / delete /
+traverse / transaction. Async (anyio): :class:`ctdbcore.client.aio.AsyncClient`, many
+tasks on one connection, with the same database operations; a chain lock held by another
+process is waited for in a helper process, never by blocking the loop.
 """
 
 from ctdbcore.client.sync import (
