@@ -74,7 +74,7 @@ from ctdbcore.protocol.constants import (
     NodeFlags,
 )
 from ctdbcore.tools import ctdb_format as fmt
-from ctdbcore.tools import ctdb_ip
+from ctdbcore.tools import ctdb_ip, ctdb_records
 
 # -- usage text (4.17.12, popt's help + the command table) ----------------------------------
 
@@ -916,8 +916,8 @@ COMMANDS: tuple[Command, ...] = (
        "<pid> [<srvid>]"),
     _C("getdbmap", None, False, True, "show attached databases"),
     _C("getdbstatus", None, False, True, "show database status", "<dbname|dbid>"),
-    _C("catdb", None, False, False, "dump cluster-wide ctdb database", "<dbname|dbid>"),
-    _C("cattdb", None, False, False, "dump local ctdb database", "<dbname|dbid>"),
+    _C("catdb", ctdb_records.control_catdb, False, False, "dump cluster-wide ctdb database", "<dbname|dbid>"),
+    _C("cattdb", ctdb_records.control_cattdb, False, False, "dump local ctdb database", "<dbname|dbid>"),
     _C("getcapabilities", control_getcapabilities, False, True, "show node capabilities"),
     _C("pnn", control_pnn, False, False, "show the pnn of the currnet node"),
     _C("lvs", None, False, False, "show lvs configuration", "leader|list|status"),
@@ -962,25 +962,25 @@ COMMANDS: tuple[Command, ...] = (
     _C("setleaderrole", None, False, True, "set LEADER role", "on|off"),
     _C("setdbreadonly", None, False, True, "enable readonly records", "<dbname|dbid>"),
     _C("setdbsticky", None, False, True, "enable sticky records", "<dbname|dbid>"),
-    _C("pfetch", None, False, False, "fetch record from persistent database",
+    _C("pfetch", ctdb_records.control_pfetch, False, False, "fetch record from persistent database",
        "<dbname|dbid> <key>"),
-    _C("pstore", None, False, False, "write record to persistent database",
+    _C("pstore", ctdb_records.control_pstore, False, False, "write record to persistent database",
        "<dbname|dbid> <key> <value>"),
-    _C("pdelete", None, False, False, "delete record from persistent database",
+    _C("pdelete", ctdb_records.control_pdelete, False, False, "delete record from persistent database",
        "<dbname|dbid> <key>"),
-    _C("ptrans", None, False, False, "update a persistent database (from file or stdin)",
+    _C("ptrans", ctdb_records.control_ptrans, False, False, "update a persistent database (from file or stdin)",
        "<dbname|dbid> [<file>]"),
     _C("tfetch", None, False, True, "fetch a record", "<tdb-file> <key> [<file>]"),
     _C("tstore", None, False, True, "store a record",
        "<tdb-file> <key> <data> [<rsn> <dmaster> <flags>]"),
-    _C("readkey", None, False, False, "read value of a database key",
+    _C("readkey", ctdb_records.control_readkey, False, False, "read value of a database key",
        "<dbname|dbid> <key> [readonly]"),
-    _C("writekey", None, False, False, "write value for a database key",
+    _C("writekey", ctdb_records.control_writekey, False, False, "write value for a database key",
        "<dbname|dbid> <key> <value>"),
-    _C("deletekey", None, False, False, "delete a database key", "<dbname|dbid> <key>"),
+    _C("deletekey", ctdb_records.control_deletekey, False, False, "delete a database key", "<dbname|dbid> <key>"),
     _C("checktcpport", None, True, False,
        "check if a service is bound to a specific tcp port or not", "<port>"),
-    _C("getdbseqnum", None, False, False, "get database sequence number", "<dbname|dbid>"),
+    _C("getdbseqnum", ctdb_records.control_getdbseqnum, False, False, "get database sequence number", "<dbname|dbid>"),
     _C("nodestatus", control_nodestatus, False, True, "show and return node status",
        "[all|<pnn-list>]"),
     _C("dbstatistics", None, False, True, "show database statistics", "<dbname|dbid>"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -58,3 +59,37 @@ def test_real_tool_volatile_and_persistent_databases(local_cluster) -> None:
              what="a new generation after ctdb recover")
     assert real(lc, 2, "readkey", "test.tdb", "k1") == "Data: size:5 ptr:[hello]\n"
     assert real(lc, 1, "pfetch", "p.tdb", "pk") == "pv\n"
+
+
+def both(lc, pnn: int, *args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    env = dict(os.environ, CTDB_SOCKET=lc.socket(pnn))
+    ours = os.path.join(os.path.dirname(sys.executable), "ctdb")
+    return tuple(subprocess.run([tool, *args], env=env, capture_output=True, text=True, timeout=60)
+                 for tool in (REAL, ours))
+
+
+def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
+    lc = local_cluster(n=2, loopback=True, loopback_base=251)
+    lc.wait_ok(timeout=30)
+    ours = os.path.join(os.path.dirname(sys.executable), "ctdb")
+    env0 = dict(os.environ, CTDB_SOCKET=lc.socket(0))
+    real(lc, 0, "attach", "rec.tdb")
+    real(lc, 0, "attach", "prec.tdb", "persistent")
+    # written by our tool, read by theirs and ours
+    for args in (("writekey", "rec.tdb", "plain", "value one"),
+                 ("writekey", "rec.tdb", "0x00ff22", 'quote" and \\ backslash'),
+                 ("pstore", "prec.tdb", "pk", "persistent value"),
+                 ("pstore", "prec.tdb", "gone", "x"),
+                 ("pdelete", "prec.tdb", "gone"), ("ptrans", "prec.tdb")):
+        stdin = '"t1" "one"\n  "t2" "0x414243"\nbad line\n"" "skipped"\n"t3" ""\n'
+        r = subprocess.run([ours, *args], env=env0, capture_output=True, text=True, timeout=60, input=stdin)
+        assert r.returncode == 0, (args, r.stderr)
+    for pnn in (0, 1):
+        for args in (("catdb", "rec.tdb"), ("catdb", "prec.tdb"), ("cattdb", "rec.tdb"),
+                     ("readkey", "rec.tdb", "plain"), ("readkey", "rec.tdb", "missing"),
+                     ("pfetch", "prec.tdb", "pk"), ("pfetch", "prec.tdb", "gone"),
+                     ("readkey", "prec.tdb", "pk"), ("catdb", "nosuch.tdb"), ("catdb", "0xc445c6ab"),
+                     ("pfetch", "prec.tdb", "t2"), ("pfetch", "rec.tdb", "plain"), ("getdbseqnum", "prec.tdb")):
+            theirs, mine = both(lc, pnn, *args)
+            assert (mine.stdout, mine.stderr, mine.returncode) == \
+                (theirs.stdout, theirs.stderr, theirs.returncode), (pnn, args)

@@ -1,0 +1,282 @@
+"""`ctdb` record commands: catdb, cattdb, readkey, writekey, deletekey, pfetch, pstore,
+pdelete (4.17 tools/ctdb.c; output and messages as 4.17's, checked against Debian's
+tool in tests/interop/test_real_ctdb_db.py).
+"""
+
+from __future__ import annotations
+
+import binascii
+
+from ctdbcore.client.db import ClientDb, DbError, attach
+from ctdbcore.client.sync import ControlError
+from ctdbcore.protocol import types as T
+from ctdbcore.protocol.constants import DbFlags, Opcode, RecordFlags
+from ctdbcore.protocol.records import LtdbHeader
+
+_FLAG_NAMES = (
+    (RecordFlags.MIGRATED_WITH_DATA, "MIGRATED_WITH_DATA"),
+    (RecordFlags.VACUUM_MIGRATED, "VACUUM_MIGRATED"),
+    (RecordFlags.AUTOMATIC, "AUTOMATIC"),
+    (RecordFlags.RO_HAVE_DELEGATIONS, "RO_HAVE_DELEGATIONS"),
+    (RecordFlags.RO_HAVE_READONLY, "RO_HAVE_READONLY"),
+    (RecordFlags.RO_REVOKING_READONLY, "RO_REVOKING_READONLY"),
+    (RecordFlags.RO_REVOKE_COMPLETE, "RO_REVOKE_COMPLETE"),
+)
+
+
+def escape(val: bytes) -> str:
+    """4.17's dump_tdb_data: printable ASCII except quote and backslash, else \\XX."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in (0x22, 0x5C) else f"\\{b:02X}" for b in val)
+
+
+def format_record(key: bytes, header: LtdbHeader, data: bytes) -> str:
+    flags = f"flags: 0x{header.flags:08x}" + "".join(f" {n}" for f, n in _FLAG_NAMES if header.flags & f)
+    return (f'key({len(key)}) = "{escape(key)}"\n'
+            f"dmaster: {header.dmaster}\nrsn: {header.rsn}\n{flags}\n"
+            f'data({len(data)}) = "{escape(data)}"\n\n')
+
+
+def str_to_data(s: str) -> bytes:
+    """4.17's str_to_data: ``0x...`` is hex, anything else the bytes of the string."""
+    if s.startswith("0x"):
+        return binascii.unhexlify(s[2:])
+    return s.encode()
+
+
+def db_lookup(t, arg: str) -> tuple[int, str, int] | None:
+    """4.17's db_exists: by ``0x`` id or by name on the target node; None (and 4.17's
+    message) when there is no such database."""
+    c = t.c
+    want_id = None
+    if arg.startswith("0x"):
+        try:
+            want_id = int(arg, 16)
+        except ValueError:
+            return None
+    dbmap = T.DbidMap.unpack(c._checked(Opcode.GET_DBMAP, destnode=t.cmd_pnn).data)
+    for e in dbmap.dbs:
+        name = c._checked(Opcode.GET_DBNAME, T.pack_u32(e.db_id), destnode=t.cmd_pnn).data.rstrip(b"\0").decode()
+        if (want_id is not None and e.db_id == want_id) or (want_id is None and name == arg):
+            return e.db_id, name, e.flags
+    t.eprint(f"No database matching '{arg}' found\n")
+    return None
+
+
+def _open(t, arg: str, *, volatile_only: bool = False) -> ClientDb | None:
+    found = db_lookup(t, arg)
+    if found is None:
+        return None
+    _, name, flags = found
+    if volatile_only and flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
+        t.eprint(f"DB {name} is not a volatile database\n")
+        return None
+    try:
+        return attach(t.c, name, persistent=bool(flags & DbFlags.PERSISTENT),
+                      replicated=bool(flags & DbFlags.REPLICATED))
+    except (ControlError, DbError, OSError):
+        t.eprint(f"Failed to attach to DB {name}\n")
+        return None
+
+
+def control_catdb(t, args: list[str]) -> int:
+    if len(args) != 1:
+        t.usage("catdb")
+    db = _open(t, args[0])
+    if db is None:
+        return 1
+    count = 0
+    try:
+        for rec in db.traverse(timeout=t.timeout):
+            t.print(format_record(rec.key, rec.header, rec.data))
+            count += 1
+    except DbError:
+        t.print(f"Dumped {count} records\n")
+        return 1
+    t.print(f"Dumped {count} records\n")
+    return 0
+
+
+def control_cattdb(t, args: list[str]) -> int:
+    if len(args) != 1:
+        t.usage("cattdb")
+    db = _open(t, args[0])
+    if db is None:
+        return 1
+    count = 0
+    for rec in db.traverse_local():
+        t.print(format_record(rec.key, rec.header, rec.data))
+        count += 1
+    t.print(f"Dumped {count} record(s)\n")
+    return 0
+
+
+def control_readkey(t, args: list[str]) -> int:
+    if len(args) < 2 or len(args) > 3 or (len(args) == 3 and args[2] != "readonly"):
+        t.usage("readkey")
+    db = _open(t, args[0], volatile_only=True)
+    if db is None:
+        return 1
+    key = str_to_data(args[1])
+    try:
+        with db.fetch_lock(key) as rec:
+            data = rec.data
+    except (DbError, ControlError, OSError):
+        t.eprint(f"Failed to read record for key {args[1]}\n")
+        return 1
+    t.print(f"Data: size:{len(data)} ptr:[{data.decode('latin-1')}]\n")
+    return 0
+
+
+def control_writekey(t, args: list[str]) -> int:
+    if len(args) != 3:
+        t.usage("writekey")
+    db = _open(t, args[0], volatile_only=True)
+    if db is None:
+        return 1
+    key, value = str_to_data(args[1]), str_to_data(args[2])
+    try:
+        with db.fetch_lock(key) as rec:
+            rec.store(value)
+    except (DbError, ControlError, OSError):
+        t.eprint(f"Failed to lock record for key {args[0]}\n")
+        return 1
+    return 0
+
+
+def control_deletekey(t, args: list[str]) -> int:
+    if len(args) != 2:
+        t.usage("deletekey")
+    db = _open(t, args[0], volatile_only=True)
+    if db is None:
+        return 1
+    key = str_to_data(args[1])
+    try:
+        with db.fetch_lock(key) as rec:
+            rec.delete()
+    except (DbError, ControlError, OSError):
+        t.eprint(f"Failed to fetch record for key {args[1]}\n")
+        return 1
+    return 0
+
+
+def _persistent(t, arg: str) -> ClientDb | None:
+    found = db_lookup(t, arg)
+    if found is None:
+        return None
+    _, name, flags = found
+    if not flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
+        t.eprint(f"Transactions not supported on DB {name}\n")
+        return None
+    try:
+        return attach(t.c, name, persistent=bool(flags & DbFlags.PERSISTENT),
+                      replicated=bool(flags & DbFlags.REPLICATED))
+    except (ControlError, DbError, OSError):
+        t.eprint(f"Failed to attach to DB {name}\n")
+        return None
+
+
+def control_pfetch(t, args: list[str]) -> int:
+    if len(args) != 2:
+        t.usage("pfetch")
+    db = _persistent(t, args[0])
+    if db is None:
+        return 1
+    data = db.fetch(str_to_data(args[1])) or b""
+    t.print(data.decode("latin-1") + "\n")
+    return 0
+
+
+def _commit(t, db: ClientDb, writes: list[tuple[bytes, bytes]]) -> int:
+    try:
+        with db.transaction() as tr:
+            for key, value in writes:
+                tr.store(key, value)
+    except (DbError, ControlError, OSError):
+        t.eprint(f"Failed to commit transaction on db {db.name}\n")
+        return 1
+    return 0
+
+
+def control_pstore(t, args: list[str]) -> int:
+    if len(args) != 3:
+        t.usage("pstore")
+    db = _persistent(t, args[0])
+    if db is None:
+        return 1
+    return _commit(t, db, [(str_to_data(args[1]), str_to_data(args[2]))])
+
+
+def control_pdelete(t, args: list[str]) -> int:
+    if len(args) != 2:
+        t.usage("pdelete")
+    db = _persistent(t, args[0])
+    if db is None:
+        return 1
+    return _commit(t, db, [(str_to_data(args[1]), b"")])
+
+
+def _ptrans_string(t, line: str) -> tuple[bytes, str] | None:
+    rest = line.lstrip(" \t")
+    if not rest.startswith('"'):
+        t.eprint(f"Unsupported input format in {line}")
+        return None
+    end = rest.find('"', 1)
+    if end < 0:
+        t.eprint(f'Unmatched " in input {line}')
+        return None
+    return str_to_data(rest[1:end]) if end > 1 else b"", rest[end + 1:]
+
+
+def parse_ptrans(t, text: str) -> list[tuple[bytes, bytes]]:
+    """4.17's ptrans input: one ``"key" "value"`` per line (``0x`` for hex); a line that
+    does not parse is skipped with a message, an empty key is skipped silently."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        got = _ptrans_string(t, line)
+        if got is None or not got[0]:
+            continue
+        key, rest = got
+        val = _ptrans_string(t, rest)
+        if val is None:
+            continue
+        out.append((key, val[0]))
+    return out
+
+
+def control_ptrans(t, args: list[str]) -> int:
+    if len(args) < 1 or len(args) > 2:
+        t.usage("ptrans")
+    found = db_lookup(t, args[0])
+    if found is None:
+        return 1
+    if not found[2] & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
+        t.eprint(f"Transactions not supported on DB {found[1]}\n")
+        return 1
+    if len(args) == 2:
+        try:
+            with open(args[1], encoding="latin-1") as f:
+                text = f.read()
+        except OSError:
+            t.eprint(f"Failed to open file {args[1]}\n")
+            return 1
+    else:
+        text = t.read_stdin()
+    db = _persistent(t, args[0])
+    if db is None:
+        return 1
+    return _commit(t, db, parse_ptrans(t, text))
+
+
+def control_getdbseqnum(t, args: list[str]) -> int:
+    if len(args) != 1:
+        t.usage("getdbseqnum")
+    found = db_lookup(t, args[0])
+    if found is None:
+        return 1
+    db_id, name, _ = found
+    r = t.c.control(Opcode.GET_DB_SEQNUM, T.pack_u32(db_id) + bytes(4), destnode=t.cmd_pnn)
+    if r.status != 0 or len(r.data) != 8:
+        t.eprint(f"Failed to get sequence number for DB {name}\n")
+        return 1
+    t.print(f"0x{T.unpack_u64(r.data):x}\n")
+    return 0
