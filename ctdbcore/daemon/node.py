@@ -192,6 +192,7 @@ class Daemon:
         self._takeover_disabled_until = 0.0
         self._ban_credits: dict[int, tuple[int, float]] = {}
         self._takeover_done_key: tuple = ()
+        self._silent_deaths: dict[int, float] = {}
         self.failover_disabled = failover_disabled
         self.public_addresses_path = public_addresses_path
         self.public_interface = public_interface
@@ -426,6 +427,16 @@ class Daemon:
         self._apply(self.election.lock_result(held, _now()))
         if held and self.mutex.held:
             self.spawn(self._watch_lock)
+        elif res == MutexResult.CONTENTION and self.election.leader == UNKNOWN_PNN and not self._sees_majority() \
+                and self.public_ips.held_here():
+            # Someone we cannot reach holds the lock and we cannot see most of the
+            # cluster: we are the cut-off side of a partition, and the other side is
+            # about to serve our addresses. Let them go now, not RecoveryDropAllIPs later.
+            self.spawn(self.public_ips.release_all, "cut off: the cluster lock is held by a node we cannot reach")
+
+    def _sees_majority(self) -> bool:
+        members = [n.pnn for n in self.nodes if not n.deleted]
+        return 2 * (1 + len(self.connected_pnns())) > len(members)
 
     async def _watch_lock(self) -> None:
         assert self.mutex is not None
@@ -483,6 +494,9 @@ class Daemon:
 
     def peer_lost(self, pnn: int, reason: str) -> None:
         log.log(NOTICE, "Node %d is dead (%s)", pnn, reason)
+        if reason == "keepalive timeout":
+            # Silent, not closed: it may be alive on the other side of a partition.
+            self._silent_deaths[pnn] = _now()
         self.flags[pnn] |= NodeFlags.DISCONNECTED | NodeFlags.UNHEALTHY
         self.liveness.disconnected(pnn)
         for reqid, p in list(self._pending.items()):
@@ -977,6 +991,16 @@ class Daemon:
         return tuple((n.pnn, self.flags[n.pnn]) for n in self.nodes if not n.deleted)
 
     async def _move_public_ips(self) -> None:
+        # A node that fell silent (rather than closed its connections) may be cut off
+        # but alive; it lets its addresses go as soon as it finds itself cut off. Give
+        # it that moment before taking them, so that no address is up twice.
+        now = _now()
+        grace = float(self.tunables.get("KeepaliveInterval"))
+        wait = max((t + grace - now for t in self._silent_deaths.values()), default=0.0)
+        self._silent_deaths = {p: t for p, t in self._silent_deaths.items() if t + grace > now}
+        if wait > 0:
+            log.info("Waiting %.2f s before moving addresses of silent nodes", wait)
+            await anyio.sleep(wait)
         key = self._takeover_key()
         members = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
         members.sort()
