@@ -193,6 +193,7 @@ class Daemon:
         self._ban_credits: dict[int, tuple[int, float]] = {}
         self._takeover_done_key: tuple = ()
         self._silent_deaths: dict[int, float] = {}
+        self._lock_contended = False
         self.failover_disabled = failover_disabled
         self.public_addresses_path = public_addresses_path
         self.public_interface = public_interface
@@ -392,6 +393,7 @@ class Daemon:
                     self._force_recovery = True
                     self.poke_leader()
                 if e.new != UNKNOWN_PNN:
+                    self._lock_contended = False  # only a contention seen while leaderless counts
                     held, self._leaderless_requests = self._leaderless_requests, []
                     for data in held:
                         self.send_message(e.new, Srvid.TAKEOVER_RUN, data)
@@ -427,16 +429,21 @@ class Daemon:
         self._apply(self.election.lock_result(held, _now()))
         if held and self.mutex.held:
             self.spawn(self._watch_lock)
-        elif res == MutexResult.CONTENTION and self.election.leader == UNKNOWN_PNN and not self._sees_majority() \
-                and self.public_ips.held_here():
-            # Someone we cannot reach holds the lock and we cannot see most of the
-            # cluster: we are the cut-off side of a partition, and the other side is
-            # about to serve our addresses. Let them go now, not RecoveryDropAllIPs later.
+        self._lock_contended = res == MutexResult.CONTENTION
+        self._check_cut_off()
+
+    def _check_cut_off(self) -> None:
+        """Someone we cannot reach holds the cluster lock and we cannot see most of the
+        cluster: we are the cut-off side of a partition, and the other side is about
+        to serve our addresses. Let them go now, not RecoveryDropAllIPs later."""
+        if (self._lock_contended and self.election.leader == UNKNOWN_PNN and not self._sees_majority()
+                and self.public_ips.held_here()):
             self.spawn(self.public_ips.release_all, "cut off: the cluster lock is held by a node we cannot reach")
 
     def _sees_majority(self) -> bool:
         members = [n.pnn for n in self.nodes if not n.deleted]
-        return 2 * (1 + len(self.connected_pnns())) > len(members)
+        alive = [p for p in members if p != self.pnn and not self.flags[p] & NodeFlags.DISCONNECTED]
+        return 2 * (1 + len(alive)) > len(members)
 
     async def _watch_lock(self) -> None:
         assert self.mutex is not None
@@ -509,6 +516,7 @@ class Daemon:
                 self._reply_client(f.client, f.client_reqid, -1, b"", b"node disconnected")
         self._apply(self.election.node_dead(pnn, _now()))
         self.dbs.node_lost(pnn)
+        self._check_cut_off()
         self.poke_leader()
 
     def packet_received(self, pnn: int, pkt) -> None:
@@ -995,7 +1003,9 @@ class Daemon:
         # but alive; it lets its addresses go as soon as it finds itself cut off. Give
         # it that moment before taking them, so that no address is up twice.
         now = _now()
-        grace = float(self.tunables.get("KeepaliveInterval"))
+        # Both sides notice the silence at the same moment; the cut-off side needs one
+        # lock attempt and an address removal (~0.1 s) to let go.
+        grace = 0.5 * float(self.tunables.get("KeepaliveInterval"))
         wait = max((t + grace - now for t in self._silent_deaths.values()), default=0.0)
         self._silent_deaths = {p: t for p, t in self._silent_deaths.items() if t + grace > now}
         if wait > 0:

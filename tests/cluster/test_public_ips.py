@@ -160,7 +160,7 @@ def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tm
 def test_partition_minority_drops_its_addresses_and_gets_them_back_on_heal(local_cluster) -> None:
     """2|1 partition with the leader on the majority side: the isolated node finds the
     cluster lock held by a node it cannot reach, sees no majority, and lets its
-    addresses go at once; the majority waits one keepalive interval before taking a
+    addresses go at once; the majority waits half a keepalive interval before taking a
     silent node's addresses. At no moment is the address up on two nodes (4.17 leaves
     it on both for RecoveryDropAllIPs, 120 s, which stays at its default here)."""
     import time
