@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ctdbcore.client.db import _close_shared, _open_shared
+from ctdbcore.client.db import _close_shared, _open_shared, attach_kind
 from ctdbcore.client.sync import ControlError, ControlReply, ControlTimeout, _errmsg, default_socket_path
 from ctdbcore.db import record
 from ctdbcore.db.locking import record_lock
@@ -43,7 +43,6 @@ from ctdbcore.protocol.constants import (
     IMMEDIATE_MIGRATION,
     NULL_FUNC,
     UNKNOWN_PNN,
-    DbFlags,
     Opcode,
     Srvid,
 )
@@ -189,13 +188,11 @@ class AsyncClient:
     # -- databases -----------------------------------------------------------------------
 
     async def attach(self, name: str, *, persistent: bool = False, replicated: bool = False) -> AsyncClientDb:
-        opcode = (Opcode.DB_ATTACH_PERSISTENT if persistent else
-                  Opcode.DB_ATTACH_REPLICATED if replicated else Opcode.DB_ATTACH)
+        opcode, flags = attach_kind(persistent, replicated)
         db_id = T.unpack_u32((await self.checked(opcode, name.encode() + b"\0")).data)
         path = (await self.checked(Opcode.GETDBPATH, T.pack_u32(db_id))).data.rstrip(b"\0").decode()
         tdb_flags = T.unpack_i32((await self.checked(Opcode.DB_OPEN_FLAGS, T.pack_u32(db_id))).data)
-        flags = DbFlags.PERSISTENT if persistent else DbFlags.REPLICATED if replicated else 0
-        return AsyncClientDb(self, db_id, name, int(flags), path, tdb_flags)
+        return AsyncClientDb(self, db_id, name, flags, path, tdb_flags)
 
 
 class AsyncClientDb:

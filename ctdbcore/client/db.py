@@ -77,16 +77,23 @@ def call(c: Client, db_id: int, key: bytes, *, callid: int = NULL_FUNC, flags: i
 
 def attach(c: Client, name: str, *, persistent: bool = False, replicated: bool = False) -> ClientDb:
     """Attach ``name`` on the local daemon (creating it cluster-wide if new) and open its file."""
-    opcode = (Opcode.DB_ATTACH_PERSISTENT if persistent else
-              Opcode.DB_ATTACH_REPLICATED if replicated else Opcode.DB_ATTACH)
+    opcode, flags = attach_kind(persistent, replicated)
     r = c._checked(opcode, name.encode() + b"\0")
     if len(r.data) != 4:
         raise DbError(f"attach of {name}: reply of {len(r.data)} bytes")
     db_id = T.unpack_u32(r.data)
     path = c._checked(Opcode.GETDBPATH, T.pack_u32(db_id)).data.rstrip(b"\0").decode()
     tdb_flags = T.unpack_i32(c._checked(Opcode.DB_OPEN_FLAGS, T.pack_u32(db_id)).data)
-    flags = DbFlags.PERSISTENT if persistent else DbFlags.REPLICATED if replicated else 0
-    return ClientDb(c, db_id, name, int(flags), path, tdb_flags)
+    return ClientDb(c, db_id, name, flags, path, tdb_flags)
+
+
+def attach_kind(persistent: bool, replicated: bool) -> tuple[int, int]:
+    """The attach control and database flags for a kind of database."""
+    if persistent:
+        return Opcode.DB_ATTACH_PERSISTENT, int(DbFlags.PERSISTENT)
+    if replicated:
+        return Opcode.DB_ATTACH_REPLICATED, int(DbFlags.REPLICATED)
+    return Opcode.DB_ATTACH, 0
 
 
 # libtdb refuses to open one file twice in a process (its fcntl locks would clash), so

@@ -62,13 +62,18 @@ def db_lookup(t, arg: str) -> tuple[int, str, int] | None:
     return None
 
 
-def _open(t, arg: str, *, volatile_only: bool = False) -> ClientDb | None:
+def _open(t, arg: str, *, volatile_only: bool = False, transactions: bool = False) -> ClientDb | None:
+    """Look the database up and attach it, with 4.17's message when it is the wrong kind."""
     found = db_lookup(t, arg)
     if found is None:
         return None
     _, name, flags = found
-    if volatile_only and flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
+    kept = flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED)
+    if volatile_only and kept:
         t.eprint(f"DB {name} is not a volatile database\n")
+        return None
+    if transactions and not kept:
+        t.eprint(f"Transactions not supported on DB {name}\n")
         return None
     try:
         return attach(t.c, name, persistent=bool(flags & DbFlags.PERSISTENT),
@@ -160,19 +165,7 @@ def control_deletekey(t, args: list[str]) -> int:
 
 
 def _persistent(t, arg: str) -> ClientDb | None:
-    found = db_lookup(t, arg)
-    if found is None:
-        return None
-    _, name, flags = found
-    if not flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
-        t.eprint(f"Transactions not supported on DB {name}\n")
-        return None
-    try:
-        return attach(t.c, name, persistent=bool(flags & DbFlags.PERSISTENT),
-                      replicated=bool(flags & DbFlags.REPLICATED))
-    except (ControlError, DbError, OSError):
-        t.eprint(f"Failed to attach to DB {name}\n")
-        return None
+    return _open(t, arg, transactions=True)
 
 
 def control_pfetch(t, args: list[str]) -> int:
