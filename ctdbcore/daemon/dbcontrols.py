@@ -35,7 +35,8 @@ def _unknown(data: bytes) -> tuple[int, bytes, bytes]:
 
 @control(Opcode.GET_DBMAP, 0)
 def get_dbmap(d, req, src, client):
-    return T.DbidMap(dbs=tuple(T.DbidMapEntry(db.db_id, db.flags) for db in d.dbs.registry)).pack()
+    # 4.17 prepends each attach to its list: newest first.
+    return T.DbidMap(dbs=tuple(T.DbidMapEntry(db.db_id, db.flags) for db in reversed(list(d.dbs.registry)))).pack()
 
 
 def _attach(flags: int):

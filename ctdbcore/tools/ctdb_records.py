@@ -273,3 +273,61 @@ def control_getdbseqnum(t, args: list[str]) -> int:
         return 1
     t.print(f"0x{T.unpack_u64(r.data):x}\n")
     return 0
+
+
+def _db_info(t, db_id: int) -> tuple[str, str, str]:
+    c, pnn = t.c, t.cmd_pnn
+    name = c._checked(Opcode.GET_DBNAME, T.pack_u32(db_id), destnode=pnn).data.rstrip(b"\0").decode()
+    path = c._checked(Opcode.GETDBPATH, T.pack_u32(db_id), destnode=pnn).data.rstrip(b"\0").decode()
+    health = c._checked(Opcode.DB_GET_HEALTH, T.pack_u32(db_id), destnode=pnn).data.rstrip(b"\0").decode()
+    return name, path, health
+
+
+def control_getdbmap(t, args: list[str]) -> int:
+    if args:
+        t.usage("getdbmap")
+    dbmap = T.DbidMap.unpack(t.c._checked(Opcode.GET_DBMAP, destnode=t.cmd_pnn).data)
+    rows = []
+    for e in dbmap.dbs:
+        name, path, health = _db_info(t, e.db_id)
+        rows.append((e.db_id, e.flags, name, path, health))
+    if t.opts.json:
+        t.emit_json([{"dbid": i, "name": n, "path": p, "persistent": bool(f & DbFlags.PERSISTENT),
+                      "sticky": bool(f & DbFlags.STICKY), "unhealthy": bool(h),
+                      "readonly": bool(f & DbFlags.READONLY), "replicated": bool(f & DbFlags.REPLICATED)}
+                     for i, f, n, p, h in rows])
+        return 0
+    if t.opts.machinereadable:
+        sep = t.sep
+        t.print(sep.join(["", "ID", "Name", "Path", "Persistent", "Sticky", "Unhealthy", "Readonly",
+                          "Replicated", ""]) + "\n")
+        for i, f, n, p, h in rows:
+            cols = [f"0x{i:08X}", n, p] + [str(int(bool(x))) for x in (
+                f & DbFlags.PERSISTENT, f & DbFlags.STICKY, h, f & DbFlags.READONLY, f & DbFlags.REPLICATED)]
+            t.print(sep.join(["", *cols, ""]) + "\n")
+        return 0
+    t.print(f"Number of databases:{len(rows)}\n")
+    for i, f, n, p, h in rows:
+        suffix = "".join(s for flag, s in ((f & DbFlags.PERSISTENT, " PERSISTENT"), (f & DbFlags.STICKY, " STICKY"),
+                                           (f & DbFlags.READONLY, " READONLY"),
+                                           (f & DbFlags.REPLICATED, " REPLICATED"), (h, " UNHEALTHY")) if flag)
+        t.print(f"dbid:0x{i:08x} name:{n} path:{p}{suffix}\n")
+    return 0
+
+
+def control_getdbstatus(t, args: list[str]) -> int:
+    if len(args) != 1:
+        t.usage("getdbstatus")
+    found = db_lookup(t, args[0])
+    if found is None:
+        return 1
+    db_id, _, flags = found
+    name, path, health = _db_info(t, db_id)
+
+    def yn(flag: int) -> str:
+        return "yes" if flags & flag else "no"
+
+    t.print(f"dbid: 0x{db_id:08x}\nname: {name}\npath: {path}\nPERSISTENT: {yn(DbFlags.PERSISTENT)}\n"
+            f"REPLICATED: {yn(DbFlags.REPLICATED)}\nSTICKY: {yn(DbFlags.STICKY)}\n"
+            f"READONLY: {yn(DbFlags.READONLY)}\nHEALTH: {health or 'OK'}\n")
+    return 0

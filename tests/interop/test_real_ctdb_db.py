@@ -89,7 +89,9 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
                      ("readkey", "rec.tdb", "plain"), ("readkey", "rec.tdb", "missing"),
                      ("pfetch", "prec.tdb", "pk"), ("pfetch", "prec.tdb", "gone"),
                      ("readkey", "prec.tdb", "pk"), ("catdb", "nosuch.tdb"), ("catdb", "0xc445c6ab"),
-                     ("pfetch", "prec.tdb", "t2"), ("pfetch", "rec.tdb", "plain"), ("getdbseqnum", "prec.tdb")):
+                     ("pfetch", "prec.tdb", "t2"), ("pfetch", "rec.tdb", "plain"), ("getdbseqnum", "prec.tdb"),
+                     ("getdbmap",), ("-X", "getdbmap"), ("getdbstatus", "prec.tdb"), ("getdbstatus", "0xc445c6ab"),
+                     ("getdbstatus", "nosuch.tdb")):
             theirs, mine = both(lc, pnn, *args)
             assert (mine.stdout, mine.stderr, mine.returncode) == \
                 (theirs.stdout, theirs.stderr, theirs.returncode), (pnn, args)
