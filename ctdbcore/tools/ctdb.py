@@ -37,6 +37,8 @@ on stdout, built by cattrs from the same data as the text:
 * ``ifaces``: ``{"node", "interfaces": [{"name", "link_up": bool, "references"}...]}``.
 * ``gettickles IP [PORT]``: ``{"address", "port", "connections": [{"src", "src_port",
   "dst", "dst_port"}...]}``.
+* ``getdbmap``: ``[{"dbid": int, "name", "path", "persistent": bool, "sticky": bool,
+  "unhealthy": bool, "readonly": bool, "replicated": bool}...]`` (newest attach first).
 * Commands that only act (setvar, disable, moveip, addip, ...) print nothing either way.
 
 ``version`` prints this package's version (e.g. ``0.1.0``), where 4.17 prints
