@@ -211,11 +211,11 @@ def control_pdelete(t, args: list[str]) -> int:
 def _ptrans_string(t, line: str) -> tuple[bytes, str] | None:
     rest = line.lstrip(" \t")
     if not rest.startswith('"'):
-        t.eprint(f"Unsupported input format in {line}")
+        t.eprint(f"Unsupported input format in {line}\n")  # the line keeps its newline too, as fgets
         return None
     end = rest.find('"', 1)
     if end < 0:
-        t.eprint(f'Unmatched " in input {line}')
+        t.eprint(f'Unmatched " in input {line}\n')
         return None
     return str_to_data(rest[1:end]) if end > 1 else b"", rest[end + 1:]
 

@@ -61,10 +61,10 @@ def test_real_tool_volatile_and_persistent_databases(local_cluster) -> None:
     assert real(lc, 1, "pfetch", "p.tdb", "pk") == "pv\n"
 
 
-def both(lc, pnn: int, *args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+def both(lc, pnn: int, *args: str, stdin: str | None = None):
     env = dict(os.environ, CTDB_SOCKET=lc.socket(pnn))
     ours = os.path.join(os.path.dirname(sys.executable), "ctdb")
-    return tuple(subprocess.run([tool, *args], env=env, capture_output=True, text=True, timeout=60)
+    return tuple(subprocess.run([tool, *args], env=env, capture_output=True, text=True, timeout=60, input=stdin)
                  for tool in (REAL, ours))
 
 
@@ -95,3 +95,6 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
             theirs, mine = both(lc, pnn, *args)
             assert (mine.stdout, mine.stderr, mine.returncode) == \
                 (theirs.stdout, theirs.stderr, theirs.returncode), (pnn, args)
+    # bad ptrans input is reported the same way
+    theirs, mine = both(lc, 0, "ptrans", "prec.tdb", stdin='bad line\n"k" unquoted\n"k2" "open\n"ok" "1"\n')
+    assert (mine.stdout, mine.stderr, mine.returncode) == (theirs.stdout, theirs.stderr, theirs.returncode)
