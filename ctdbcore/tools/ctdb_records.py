@@ -331,3 +331,57 @@ def control_getdbstatus(t, args: list[str]) -> int:
             f"REPLICATED: {yn(DbFlags.REPLICATED)}\nSTICKY: {yn(DbFlags.STICKY)}\n"
             f"READONLY: {yn(DbFlags.READONLY)}\nHEALTH: {health or 'OK'}\n")
     return 0
+
+
+def control_attach(t, args: list[str]) -> int:
+    if len(args) < 1 or len(args) > 2:
+        t.usage("attach")
+    kind = args[1] if len(args) == 2 else ""
+    if kind not in ("", "persistent", "readonly", "sticky", "replicated"):
+        t.usage("attach")
+    try:
+        db = attach(t.c, args[0], persistent=kind == "persistent", replicated=kind == "replicated")
+        db.close()
+        if kind in ("readonly", "sticky"):
+            opcode = Opcode.SET_DB_READONLY if kind == "readonly" else Opcode.SET_DB_STICKY
+            t.c._checked(opcode, T.pack_u32(db.db_id))
+    except (ControlError, DbError, OSError):
+        return 1
+    return 0
+
+
+def _generation(t) -> int:
+    """4.17's get_generation: the leader's generation once it is out of recovery."""
+    import time
+
+    while True:
+        leader = t.c.get_leader(timeout=t.timeout)
+        if t.c.get_recmode(destnode=leader) == 0:
+            gen = t.c.get_vnnmap(destnode=leader).generation
+            if gen != 1:  # INVALID_GENERATION
+                return gen
+        time.sleep(0.2)
+
+
+def control_recover(t, args: list[str]) -> int:
+    import time
+
+    if args:
+        t.usage("recover")
+    try:
+        generation = _generation(t)
+    except (ControlError, OSError):
+        t.eprint("Failed to find recovery master\n")
+        return 1
+    r = t.c.control(Opcode.SET_RECMODE, T.pack_u32(1), destnode=t.cmd_pnn)
+    if r.status != 0:
+        t.eprint("Failed to set recovery mode active\n")
+        return 1
+    while True:
+        try:
+            if _generation(t) != generation:
+                return 0
+        except (ControlError, OSError):
+            t.eprint("Failed to confirm end of recovery\n")
+            return 1
+        time.sleep(0.2)

@@ -75,6 +75,9 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
     env0 = dict(os.environ, CTDB_SOCKET=lc.socket(0))
     real(lc, 0, "attach", "rec.tdb")
     real(lc, 0, "attach", "prec.tdb", "persistent")
+    for args in (("attach", "ours.tdb", "sticky"), ("attach", "ourrep.tdb", "replicated")):
+        r = subprocess.run([ours, *args], env=env0, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (args, r.stderr)
     # written by our tool, read by theirs and ours
     for args in (("writekey", "rec.tdb", "plain", "value one"),
                  ("writekey", "rec.tdb", "0x00ff22", 'quote" and \\ backslash'),
@@ -98,3 +101,9 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
     # bad ptrans input is reported the same way
     theirs, mine = both(lc, 0, "ptrans", "prec.tdb", stdin='bad line\n"k" unquoted\n"k2" "open\n"ok" "1"\n')
     assert (mine.stdout, mine.stderr, mine.returncode) == (theirs.stdout, theirs.stderr, theirs.returncode)
+    # our `recover` forces a recovery and returns once the generation changed
+    gen = re.search(r"^Generation:(\d+)$", real(lc, 1, "status"), re.M).group(1)
+    r = subprocess.run([ours, "recover"], env=env0, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    assert re.search(r"^Generation:(\d+)$", real(lc, 1, "status"), re.M).group(1) != gen
+    assert real(lc, 1, "readkey", "rec.tdb", "plain") == "Data: size:9 ptr:[value one]\n"
