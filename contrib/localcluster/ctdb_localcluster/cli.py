@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--loopback", action="store_true", help="127.0.0.x nodes, no root needed")
     up.add_argument("--loopback-base", type=int, default=11)
     up.add_argument("--public-ips", type=int, default=None, metavar="K")
+    up.add_argument("--ipv6-public", type=int, default=0, metavar="K",
+                    help="also K IPv6 public addresses (2001:db8:100::101...)")
     up.add_argument("--log-level", default="NOTICE")
     up.add_argument("--lock", choices=("none", "file", "helper"), default="file")
     up.add_argument("--tunable", type=_key_value, action="append", default=[],
@@ -128,7 +130,7 @@ def _dispatch(lc: LocalCluster, args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "up":
         built = lc.up(n=args.n, loopback=args.loopback, loopback_base=args.loopback_base,
-                      public_ips=args.public_ips, log_level=args.log_level, lock=args.lock,
+                      public_ips=args.public_ips, ipv6_public=args.ipv6_public, log_level=args.log_level, lock=args.lock,
                       tunables=tuple(args.tunable), env=tuple(args.env), plugins=args.plugins,
                       impl=args.impl, ctdbd=args.ctdbd, ctdb=args.ctdb)
         state = "started" if built else "already running"

@@ -34,6 +34,8 @@ DEFAULT_NAME = "ctdb"
 REAL_CTDBD = "/usr/sbin/ctdbd"
 REAL_CTDB = "/usr/bin/ctdb"
 CLIENT_ADDRESS = "198.51.100.200"
+PUBLIC6_PREFIX = "2001:db8:100::"  # documentation prefix, /64 on the public bridge
+CLIENT_ADDRESS6 = "2001:db8:100::200"
 STATE_VERSION = 1
 
 
@@ -63,6 +65,7 @@ class Options:
     loopback: bool = False
     loopback_base: int = 11
     public_ips: int | None = None  # None = one per node
+    ipv6_public: int = 0  # IPv6 public addresses (2001:db8:100::101...) besides the IPv4 ones
     log_level: str = "NOTICE"
     lock: str = attrs.field(default="file", validator=attrs.validators.in_(files.LOCK_MODES))
     tunables: tuple[tuple[str, str], ...] = ()
@@ -275,6 +278,7 @@ class LocalCluster:
             addresses = [f"192.0.2.{1 + p}" for p in range(o.n)]
             k = o.n if o.public_ips is None else o.public_ips
             all_public = [f"198.51.100.{101 + i}" for i in range(k)]
+            all_public += [f"{PUBLIC6_PREFIX}{101 + i}" for i in range(o.ipv6_public)]
             public = [all_public for _ in range(o.n)]
         impl_ctdbd = REAL_CTDBD if o.impl == "real" else default_ctdbd()
         impl_ctdb = REAL_CTDB if o.impl == "real" else default_ctdb()
@@ -349,6 +353,9 @@ class LocalCluster:
         netns.add(self.client_ns)
         netns.add_veth(hub, netns.CLIENT_HUB_IF, netns.PUBLIC_BRIDGE, self.client_ns, "eth0")
         netns.ip("-n", self.client_ns, "addr", "add", f"{CLIENT_ADDRESS}/24", "dev", "eth0")
+        if self.options.ipv6_public:
+            # nodad: usable at once; ctdbd adds its IPv6 public addresses the same way.
+            netns.ip("-n", self.client_ns, "addr", "add", f"{CLIENT_ADDRESS6}/64", "dev", "eth0", "nodad")
 
     # ----------------------------------------------------------- processes
     def env(self, pnn: int) -> dict[str, str]:

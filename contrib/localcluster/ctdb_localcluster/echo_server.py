@@ -12,11 +12,19 @@ from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode
 from ctdbcore.protocol.types import Connection, SockAddr
 
 port = int(sys.argv[1])
-srv = socket.socket()
+# One dual-stack socket serves the IPv4 and the IPv6 public addresses.
+srv = socket.socket(socket.AF_INET6)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", port))
+srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+srv.bind(("::", port))
 srv.listen(16)
 print("listening", flush=True)
+
+
+def canonical(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """As smbd sends them: IPv4 clients of a dual-stack socket as plain IPv4."""
+    a = ipaddress.ip_address(ip.split("%")[0])
+    return a.ipv4_mapped if a.version == 6 and a.ipv4_mapped else a
 
 
 def serve(conn: socket.socket) -> None:
@@ -26,8 +34,8 @@ def serve(conn: socket.socket) -> None:
         # Like smbd: register the connection and stay connected to ctdbd while it
         # lasts (ctdbd forgets a client's connections when the client goes away).
         ctdb = Client(os.environ["CTDB_SOCKET"], timeout=5)
-        conn_info = Connection(src=SockAddr(ip=ipaddress.ip_address(peer[0]), port=peer[1]),
-                               dst=SockAddr(ip=ipaddress.ip_address(local[0]), port=local[1]))
+        conn_info = Connection(src=SockAddr(ip=canonical(peer[0]), port=peer[1]),
+                               dst=SockAddr(ip=canonical(local[0]), port=local[1]))
         ctdb.control(Opcode.TCP_CLIENT, conn_info.pack(), flags=CTRL_FLAG_NOREPLY)
     except Exception as e:  # the test then shows a slow reset, not a crash
         print(f"TCP_CLIENT failed: {e}", flush=True)

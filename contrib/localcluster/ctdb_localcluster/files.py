@@ -55,7 +55,7 @@ def nodes_file(addresses: list[str]) -> str:
 
 
 def public_addresses_file(addresses: list[str], iface: str = "eth1") -> str:
-    return "".join(f"{a}/24 {iface}\n" for a in addresses)
+    return "".join(f"{a}/{64 if ':' in a else 24} {iface}\n" for a in addresses)
 
 
 def tunables_file(tunables: dict[str, str]) -> str:
