@@ -926,7 +926,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("setdebug", None, False, True, "set debug level", "ERROR|WARNING|NOTICE|INFO|DEBUG"),
     _C("getdebug", None, False, True, "get debug level"),
     _C("attach", ctdb_records.control_attach, False, False, "attach a database", "<dbname> [persistent|replicated]"),
-    _C("detach", None, False, False, "detach database(s)", "<dbname|dbid> ..."),
+    _C("detach", ctdb_records.control_detach, False, False, "detach database(s)", "<dbname|dbid> ..."),
     _C("dumpmemory", None, False, True, "dump ctdbd memory map"),
     _C("rddumpmemory", None, False, True, "dump recoverd memory map"),
     _C("getpid", control_getpid, False, True, "get ctdbd process ID"),
@@ -962,8 +962,8 @@ COMMANDS: tuple[Command, ...] = (
     _C("getreclock", control_getreclock, False, True, "get recovery lock file"),
     _C("setlmasterrole", None, False, True, "set LMASTER role", "on|off"),
     _C("setleaderrole", None, False, True, "set LEADER role", "on|off"),
-    _C("setdbreadonly", None, False, True, "enable readonly records", "<dbname|dbid>"),
-    _C("setdbsticky", None, False, True, "enable sticky records", "<dbname|dbid>"),
+    _C("setdbreadonly", ctdb_records.control_setdbreadonly, False, True, "enable readonly records", "<dbname|dbid>"),
+    _C("setdbsticky", ctdb_records.control_setdbsticky, False, True, "enable sticky records", "<dbname|dbid>"),
     _C("pfetch", ctdb_records.control_pfetch, False, False, "fetch record from persistent database",
        "<dbname|dbid> <key>"),
     _C("pstore", ctdb_records.control_pstore, False, False, "write record to persistent database",
@@ -985,7 +985,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("getdbseqnum", ctdb_records.control_getdbseqnum, False, False, "get database sequence number", "<dbname|dbid>"),
     _C("nodestatus", control_nodestatus, False, True, "show and return node status",
        "[all|<pnn-list>]"),
-    _C("dbstatistics", None, False, True, "show database statistics", "<dbname|dbid>"),
+    _C("dbstatistics", ctdb_records.control_dbstatistics, False, True, "show database statistics", "<dbname|dbid>"),
     _C("reloadips", ctdb_ip.control_reloadips, False, False, "reload the public addresses file", "[all|<pnn-list>]"),
 )
 

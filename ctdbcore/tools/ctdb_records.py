@@ -385,3 +385,103 @@ def control_recover(t, args: list[str]) -> int:
             t.eprint("Failed to confirm end of recovery\n")
             return 1
         time.sleep(0.2)
+
+
+def _volatile_flag(t, args: list[str], command: str, opcode: int, what: str) -> int:
+    if len(args) != 1:
+        t.usage(command)
+    found = db_lookup(t, args[0])
+    if found is None:
+        return 1
+    db_id, _, flags = found
+    if flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
+        t.eprint(f"{what} can be set only on volatile DB\n")
+        return 1
+    r = t.c.control(opcode, T.pack_u32(db_id), destnode=t.cmd_pnn)
+    return 0 if r.status == 0 else 1
+
+
+def control_setdbreadonly(t, args: list[str]) -> int:
+    return _volatile_flag(t, args, "setdbreadonly", Opcode.SET_DB_READONLY, "READONLY")
+
+
+def control_setdbsticky(t, args: list[str]) -> int:
+    return _volatile_flag(t, args, "setdbsticky", Opcode.SET_DB_STICKY, "STICKY")
+
+
+_DB_STAT_FIELDS = (("db_ro_delegations", None), ("db_ro_revokes", None), ("num_calls", "locks"),
+                   ("num_current", "locks"), ("num_pending", "locks"), ("num_failed", "locks"))
+
+
+def control_dbstatistics(t, args: list[str]) -> int:
+    if len(args) != 1:
+        t.usage("dbstatistics")
+    found = db_lookup(t, args[0])
+    if found is None:
+        return 1
+    db_id, name, _ = found
+    r = t.c.control(Opcode.GET_DB_STATISTICS, T.pack_u32(db_id), destnode=t.cmd_pnn)
+    if r.status != 0:
+        t.eprint(f"Failed to get statistics for DB {name}\n")
+        return 1
+    s = T.DbStatistics.unpack(r.data)
+    out = [f"DB Statistics {name}\n"]
+    prefix = None
+    for field, group in _DB_STAT_FIELDS:
+        value = getattr(s, field if group is None else f"{group}_{field}")
+        if group is None:
+            out.append(f" {field:<22s}    {value:10d}\n")
+            continue
+        if group != prefix:
+            prefix = group
+            out.append(f" {group}\n")
+        out.append(f"     {field:<22s}{value:10d}\n")
+    out.append(" hop_count_buckets:" + "".join(f" {b}" for b in s.hop_count_bucket) + "\n")
+    out.append(" lock_buckets:" + "".join(f" {b}" for b in s.locks_buckets) + "\n")
+    for label, lat in (("locks_latency      MIN/AVG/MAX", s.locks_latency),
+                       ("vacuum_latency     MIN/AVG/MAX", s.vacuum_latency)):
+        avg = lat.total / lat.num if lat.num else 0.0
+        out.append(f" {label:<30s}     {lat.min:.6f}/{avg:.6f}/{lat.max:.6f} sec out of {lat.num}\n")
+    keys = list(s.hot_keys)  # as many as the reply says, empty slots included
+    out.append(f" Num Hot Keys:     {len(keys)}\n")
+    for k in keys:
+        out.append(f"     Count:{k.count} Key:{k.key.hex()}\n")
+    t.print("".join(out))
+    return 0
+
+
+def control_detach(t, args: list[str]) -> int:
+    if not args:
+        t.usage("detach")
+    from ctdbcore.protocol.constants import INACTIVE, NodeFlags
+
+    if t.c.get_recmode(destnode=t.cmd_pnn) == 1:
+        t.eprint("Database cannot be detached when recovery is active\n")
+        return 1
+    for n in t.c.get_nodemap(destnode=t.cmd_pnn).nodes:
+        if n.flags & (NodeFlags.DISCONNECTED | NodeFlags.DELETED):
+            continue
+        if n.flags & INACTIVE:
+            t.eprint(f"Database cannot be detached on inactive (stopped or banned) node {n.pnn}\n")
+            return 1
+        try:
+            allowed = t.c.get_tunable("AllowClientDBAttach", destnode=n.pnn)
+        except (ControlError, OSError):
+            t.eprint(f"Unable to get tunable AllowClientDBAttach from node {n.pnn}\n")
+            return 1
+        if allowed == 1:
+            t.eprint(f"Database access is still active on node {n.pnn}. Set AllowclientDBAttach=0 on all nodes.\n")
+            return 1
+    ret = 0
+    for arg in args:
+        found = db_lookup(t, arg)
+        if found is None:
+            continue
+        db_id, name, flags = found
+        if flags & (DbFlags.PERSISTENT | DbFlags.REPLICATED):
+            t.eprint("Only volatile databases can be detached\n")
+            return 1
+        if t.c.control(Opcode.DB_DETACH, T.pack_u32(db_id)).status != 0:
+            t.eprint(f"Database {name} detach failed\n")
+            ret = 1
+    return ret

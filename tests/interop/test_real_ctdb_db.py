@@ -94,7 +94,8 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
                      ("readkey", "prec.tdb", "pk"), ("catdb", "nosuch.tdb"), ("catdb", "0xc445c6ab"),
                      ("pfetch", "prec.tdb", "t2"), ("pfetch", "rec.tdb", "plain"), ("getdbseqnum", "prec.tdb"),
                      ("getdbmap",), ("-X", "getdbmap"), ("getdbstatus", "prec.tdb"), ("getdbstatus", "0xc445c6ab"),
-                     ("getdbstatus", "nosuch.tdb")):
+                     ("getdbstatus", "nosuch.tdb"), ("dbstatistics", "rec.tdb"), ("dbstatistics", "prec.tdb"),
+                     ("setdbreadonly", "prec.tdb"), ("setdbsticky", "ourrep.tdb"), ("detach", "rec.tdb")):
             theirs, mine = both(lc, pnn, *args)
             assert (mine.stdout, mine.stderr, mine.returncode) == \
                 (theirs.stdout, theirs.stderr, theirs.returncode), (pnn, args)
@@ -107,3 +108,16 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
     assert re.search(r"^Generation:(\d+)$", real(lc, 1, "status"), re.M).group(1) != gen
     assert real(lc, 1, "readkey", "rec.tdb", "plain") == "Data: size:9 ptr:[value one]\n"
+    # flags set by our tool are what the real tool then shows
+    for args in (("setdbreadonly", "ours.tdb"), ("setdbsticky", "rec.tdb")):
+        r = subprocess.run([ours, *args], env=env0, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (args, r.stderr)
+    theirs, mine = both(lc, 0, "getdbmap")
+    assert mine.stdout == theirs.stdout and " STICKY READONLY" in theirs.stdout
+    # detach, once client attaches are refused everywhere, removes it on every node
+    for pnn in (0, 1):
+        real(lc, pnn, "setvar", "AllowClientDBAttach", "0")
+    r = subprocess.run([ours, "detach", "ours.tdb"], env=env0, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: all("name:ours.tdb " not in real(lc, p, "getdbmap") for p in (0, 1)),
+             what="ours.tdb detached on both nodes")
