@@ -767,10 +767,6 @@ class Daemon:
         client.send(P.pack(P.ReplyControl(status=status, data=data, errmsg=err, reqid=reqid,
                                           srcnode=self.pnn, destnode=self.pnn, generation=self.vnnmap.generation)))
 
-    def _reply_client_error(self, client: ClientConn, reqid: int, msg: str) -> None:
-        client.send(P.pack(P.ReplyError(status=-1, msg=msg.encode() + b"\0", reqid=reqid,
-                                        srcnode=self.pnn, destnode=self.pnn)))
-
     def client_closed(self, client: ClientConn) -> None:
         self.tickles.client_gone(client)
         self.dbs.calls.client_gone(client)
