@@ -64,7 +64,6 @@ class Calls:
         self.pending: dict[int, PendingCall] = {}
         # Calls that arrived while the databases were being recovered; run at thaw.
         self.deferred: list[PendingCall] = []
-        self.migrations = 0
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -219,7 +218,6 @@ class Calls:
         flags &= ~record.TRANSIENT_FLAGS
         self.store(db, key, LtdbHeader(rsn=header.rsn, dmaster=requester, flags=flags), data)
         db.counters.migrations_out += 1
-        self.migrations += 1
         lm = self.lmaster(key)
         if lm == self.pnn:
             self._send(requester, P.ReplyDmaster(db_id=db.db_id, rsn=header.rsn, key=key, data=data,

@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ctdb")
 NOTICE = 25
 
-# 4.17's RecBufferSizeLimit: how much of a database one message carries.
-REC_BUFFER_LIMIT = 1_000_000
-
-
 @attrs.define(eq=False)
 class Freeze:
     thaw: anyio.Event = attrs.Factory(anyio.Event)

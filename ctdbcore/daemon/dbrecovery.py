@@ -156,13 +156,8 @@ async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, bytes], v
             return
         for key, value in records:
             old = merged.get(key)
-            if old is not None:
-                # 4.17's recdb rule: highest RSN wins; on a tie the first copy stays
-                # unless it names the leader as data master.
-                rsn_in, _ = rsn_dmaster(value)
-                rsn_old, dm_old = rsn_dmaster(old)
-                if rsn_in < rsn_old or (rsn_in == rsn_old and dm_old != leader):
-                    continue
+            if old is not None and record.keeps_existing(rsn_dmaster(value)[0], *rsn_dmaster(old), leader):
+                continue
             merged[key] = value
 
     d.internal_srvids[srvid] = collect

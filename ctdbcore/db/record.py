@@ -74,13 +74,13 @@ def volatile_store(header: LtdbHeader, data: bytes, *, pnn: int, is_lmaster: boo
     return LtdbHeader(rsn=rsn, dmaster=header.dmaster, flags=flags & ~TRANSIENT_FLAGS)
 
 
+def keeps_existing(rsn_in: int, rsn_old: int, dmaster_old: int, leader: int) -> bool:
+    """Recovery's merge rule (4.17's ``recdb_add_traverse``), on the header fields: the
+    highest RSN wins; on a tie the copy already collected stays, unless it names the
+    leader as dmaster."""
+    return rsn_in < rsn_old or (rsn_in == rsn_old and dmaster_old != leader)
+
+
 def newer_for_recovery(incoming: LtdbHeader, existing: LtdbHeader | None, leader: int) -> bool:
-    """Recovery's merge rule (4.17's ``recdb_add_traverse``): the highest RSN wins; on
-    a tie the copy already collected stays, unless it names the leader as dmaster."""
-    if existing is None:
-        return True
-    if incoming.rsn < existing.rsn:
-        return False
-    if incoming.rsn == existing.rsn and existing.dmaster != leader:
-        return False
-    return True
+    """Whether ``incoming`` replaces the copy collected so far."""
+    return existing is None or not keeps_existing(incoming.rsn, existing.rsn, existing.dmaster, leader)

@@ -6,6 +6,7 @@ tool in tests/interop/test_real_ctdb_db.py).
 from __future__ import annotations
 
 import binascii
+import time
 
 from ctdbcore.client.db import ClientDb, DbError, attach
 from ctdbcore.client.sync import ControlError
@@ -352,8 +353,6 @@ def control_attach(t, args: list[str]) -> int:
 
 def _generation(t) -> int:
     """4.17's get_generation: the leader's generation once it is out of recovery."""
-    import time
-
     while True:
         leader = t.c.get_leader(timeout=t.timeout)
         if t.c.get_recmode(destnode=leader) == 0:
@@ -364,8 +363,6 @@ def _generation(t) -> int:
 
 
 def control_recover(t, args: list[str]) -> int:
-    import time
-
     if args:
         t.usage("recover")
     try:
