@@ -193,6 +193,7 @@ class Daemon:
         self._ban_credits: dict[int, tuple[int, float]] = {}
         self._takeover_done_key: tuple = ()
         self._silent_deaths: dict[int, float] = {}
+        self._silent_peers: set[int] = set()  # dead by keepalive timeout, not yet back
         self._lock_contended = False
         self.failover_disabled = failover_disabled
         self.public_addresses_path = public_addresses_path
@@ -440,10 +441,23 @@ class Daemon:
                 and self.public_ips.held_here()):
             self.spawn(self.public_ips.release_all, "cut off: the cluster lock is held by a node we cannot reach")
 
-    def _sees_majority(self) -> bool:
+    def _seen_of_members(self) -> tuple[int, int]:
         members = [n.pnn for n in self.nodes if not n.deleted]
         alive = [p for p in members if p != self.pnn and not self.flags[p] & NodeFlags.DISCONNECTED]
-        return 2 * (1 + len(alive)) > len(members)
+        return 1 + len(alive), len(members)
+
+    def _sees_majority(self) -> bool:
+        seen, members = self._seen_of_members()
+        return 2 * seen > members
+
+    def _may_take_silent(self) -> bool:
+        """A silent peer may be alive behind a partition, serving its addresses. Only
+        the side that can prove it is the cluster takes them: a strict majority, or
+        exactly half holding the cluster lock (the other half then cannot, and lets
+        its addresses go in _check_cut_off). Without a lock nothing proves anything,
+        and half is enough, as 4.17 behaves."""
+        seen, members = self._seen_of_members()
+        return 2 * seen > members or (2 * seen == members and (self.election.holds_lock or self.mutex is None))
 
     async def _watch_lock(self) -> None:
         assert self.mutex is not None
@@ -486,6 +500,7 @@ class Daemon:
     def peer_connected(self, pnn: int) -> None:
         log.log(NOTICE, "Node %d connected", pnn)
         self.flags[pnn] &= ~NodeFlags.DISCONNECTED
+        self._silent_peers.discard(pnn)
         now = _now()
         self._apply(self.liveness.connected(pnn, now))
         change = T.NodeFlagChange(pnn=self.pnn, new_flags=self.own_flags, old_flags=self.own_flags).pack()
@@ -504,6 +519,9 @@ class Daemon:
         if reason == "keepalive timeout":
             # Silent, not closed: it may be alive on the other side of a partition.
             self._silent_deaths[pnn] = _now()
+            self._silent_peers.add(pnn)
+        else:
+            self._silent_peers.discard(pnn)
         self.flags[pnn] |= NodeFlags.DISCONNECTED | NodeFlags.UNHEALTHY
         self.liveness.disconnected(pnn)
         for reqid, p in list(self._pending.items()):
@@ -1010,6 +1028,16 @@ class Daemon:
         key = self._takeover_key()
         members = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
         members.sort()
+        silent = sorted(p for p in self._silent_peers if self.flags[p] & NodeFlags.DISCONNECTED)
+        if silent and not self._may_take_silent():
+            # A leader cut off from most of the cluster still holds the lock (the other
+            # side cannot take it, so it never takes our addresses): everyone keeps
+            # what they hold until the partition heals.
+            log.warning("Not moving public addresses: node(s) %s fell silent and this node sees no "
+                        "majority of the cluster (it may be the cut-off side of a partition)",
+                        ",".join(map(str, silent)))
+            self._takeover_done_key = key
+            return
         if self.failover_disabled or self.allocator is None:
             await self._all(members, Opcode.IPREALLOCATED)
             self._takeover_done_key = key

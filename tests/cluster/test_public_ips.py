@@ -193,6 +193,40 @@ def test_partition_minority_drops_its_addresses_and_gets_them_back_on_heal(local
              what="rebalanced after heal")
 
 
+def test_partition_isolating_the_leader_moves_nothing(local_cluster) -> None:
+    """2|1 partition with the leader alone: it still holds the cluster lock, so the
+    majority cannot elect anyone and never takes its addresses; the leader sees no
+    majority and does not take theirs. Every address stays where it was, never up on
+    two nodes (4.17's isolated leader takes them all, the majority keeps its own),
+    and the cluster is whole again after the heal."""
+    import time
+
+    lc = local_cluster(n=3)
+    lc.wait_ok(timeout=30)
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+             what="one address per node")
+    leader = int(ctdb(lc, 0, "leader").strip())
+    others = [p for p in ALL if p != leader]
+    before = kernel_holders(lc)
+    lc.partition([others, [leader]])
+    try:
+        most = 0
+        changed = {}
+        deadline = time.monotonic() + 8  # several keepalive timeouts and grace periods
+        while time.monotonic() < deadline:
+            holders = kernel_holders(lc)
+            most = max(most, max(len(h) for h in holders.values()))
+            changed.update({ip: h for ip, h in holders.items() if h != before[ip]})
+        assert most == 1, "an address was up on two nodes at once"
+        assert changed == {}, f"addresses moved during the partition: {changed}"
+        assert int(ctdb(lc, leader, "leader").strip()) == leader, "the lock holder stays leader"
+    finally:
+        lc.heal()
+    lc.wait_ok(timeout=30)
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+             what="one address per node after heal")
+
+
 def test_static_mode_nothing_moves(local_cluster) -> None:
     """[failover] disabled: ctdbd never adds, moves or removes public addresses."""
     import time
