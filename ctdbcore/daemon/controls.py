@@ -377,6 +377,13 @@ async def set_recmode(d, req, src, client):
         return -1
     if d.own_flags & INACTIVE:
         return (-1, b"", b"node is inactive")
+    if d.recmode != RecMode.NORMAL:
+        bad = d.dbs.check_generation()
+        if bad:
+            log.error("%s", bad)
+            log.error("Recovery mode set to ACTIVE")
+            return (-1, b"", bad.encode())
+        d.dbs.thaw_all()
     if d.cluster_lock and not d.election.holds_lock:
         ok, why = await _lock_is_contended(d)
         if not ok:

@@ -22,7 +22,7 @@ from ctdbcore.db.registry import AttachError, Databases
 from ctdbcore.db.tdb import TdbFlags
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import INACTIVE, Opcode, RecMode
+from ctdbcore.protocol.constants import INACTIVE, INVALID_GENERATION, Opcode, RecMode
 from ctdbcore.protocol.records import RecData
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ class DbService:
             log.error("Attach of %s failed: %s", name, e)
             return (-1, b"", str(e).encode())
         if new:
+            # Current as of now; a recovery that did not see it yet will not match.
+            db.generation = self.d.vnnmap.generation
             # The same database must exist everywhere (4.17 broadcasts the attach).
             opcode = (Opcode.DB_ATTACH_PERSISTENT if db.persistent else
                       Opcode.DB_ATTACH_REPLICATED if db.replicated else Opcode.DB_ATTACH)
@@ -266,10 +268,16 @@ class DbService:
         self.calls.resend_all()
 
     def check_generation(self) -> str | None:
+        """4.17 refuses to leave recovery while a database was not rebuilt by the
+        recovery that set the current generation (attached during it, say)."""
         for db in self.registry:
             if db.generation != self.d.vnnmap.generation:
-                return f"database {db.name} has generation {db.generation}, not {self.d.vnnmap.generation}"
+                return f"Inconsistent DB generation {db.generation} for {db.name}"
         return None
+
+    def invalidate_generations(self) -> None:
+        for db in self.registry:
+            db.generation = INVALID_GENERATION
 
     # -- cluster-wide traverse ---------------------------------------------------------
 

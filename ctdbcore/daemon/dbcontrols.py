@@ -13,7 +13,7 @@ import struct
 from ctdbcore.daemon.controls import control
 from ctdbcore.daemon.databases import parse_name
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import DbFlags, Opcode, RecMode
+from ctdbcore.protocol.constants import CTRL_FLAG_ATTACH_RECOVERY, INACTIVE, DbFlags, Opcode, RecMode
 from ctdbcore.protocol.records import RecData
 
 log = logging.getLogger("ctdb")
@@ -40,10 +40,25 @@ def get_dbmap(d, req, src, client):
 
 
 def _attach(flags: int):
-    def handler(d, req, src, client):
+    async def handler(d, req, src, client):
         name = parse_name(req.data)
         if name is None:
             return (-1, b"", b"invalid database name")
+        if client is not None:
+            # Local clients only: attaches from other nodes are the recovery's own.
+            if d.own_flags & INACTIVE:
+                log.error("DB Attach to database %s refused since node is inactive (flags=0x%x)", name, d.own_flags)
+                return (-1, b"", b"node is inactive")
+            recovery = bool(req.flags & CTRL_FLAG_ATTACH_RECOVERY)
+            if recovery and d.recmode != RecMode.ACTIVE:
+                log.error("Attach from recovery refused because recovery is not active")
+                return (-1, b"", b"recovery is not active")
+            if not recovery and d.recmode == RecMode.ACTIVE:
+                # A database opened mid-recovery would miss the records being pushed.
+                log.error("DB Attach to database %s deferred for client with pid:%d since node is in "
+                          "recovery mode.", name, client.pid)
+                if not await d.wait_recmode_normal(float(d.tunables.get("DeferredAttachTO"))):
+                    return (-1, b"", b"attach deferred too long: node still in recovery")
         return d.dbs.attach(name, flags, from_client=client is not None)
 
     return handler

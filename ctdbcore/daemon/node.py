@@ -132,6 +132,7 @@ class Daemon:
         self.last_recovery_started = 0.0
         self.last_recovery_finished = 0.0
         self.runstate = Runstate.INIT
+        self._normal_waiters: list[anyio.Event] = []
         self.recmode = RecMode.ACTIVE
         self.vnnmap = T.VnnMap(generation=INVALID_GENERATION, map=(pnn,))
         caps = Capability.PARALLEL_RECOVERY | Capability.FRAGMENTED_CONTROLS
@@ -368,6 +369,30 @@ class Daemon:
             with anyio.move_on_after(min(delay, 1.0)):
                 await self._wake.wait()
 
+    @property
+    def recmode(self) -> RecMode:
+        return self._recmode
+
+    @recmode.setter
+    def recmode(self, mode: RecMode) -> None:
+        self._recmode = mode
+        if mode == RecMode.NORMAL:
+            waiters, self._normal_waiters = self._normal_waiters, []
+            for ev in waiters:
+                ev.set()
+
+    async def wait_recmode_normal(self, timeout: float) -> bool:
+        """Wait until this node leaves recovery mode; False on timeout."""
+        if self._recmode == RecMode.NORMAL:
+            return True
+        ev = anyio.Event()
+        self._normal_waiters.append(ev)
+        with anyio.move_on_after(timeout):
+            await ev.wait()
+        if ev in self._normal_waiters:
+            self._normal_waiters.remove(ev)
+        return ev.is_set()
+
     # ------------------------------------------------------------------ effects
 
     def _apply(self, effects: list) -> None:
@@ -477,6 +502,7 @@ class Daemon:
         if new & INACTIVE and not old & INACTIVE:
             # 4.17 ctdb_node_become_inactive: drop out of the cluster's generation.
             self.vnnmap = T.VnnMap(generation=INVALID_GENERATION, map=self.vnnmap.map)
+            self.dbs.invalidate_generations()
             self.recmode = RecMode.ACTIVE
             self.spawn(self.public_ips.release_all, "node became inactive")
         change = T.NodeFlagChange(pnn=self.pnn, new_flags=new, old_flags=old).pack()

@@ -12,6 +12,7 @@ import multiprocessing
 import subprocess
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from ctdbcore.client.db import attach
 from ctdbcore.client.sync import Client
 from ctdbcore.db import record
 from ctdbcore.protocol import types as T
+from ctdbcore.protocol.hash import db_id as hash_db_id
 from ctdbcore.protocol.constants import Opcode
 from tests.cluster.helpers import ctdb, wait_for
 
@@ -262,3 +264,57 @@ def test_deleted_records_are_vacuumed_everywhere_and_never_resurrected(local_clu
     for pnn in ALL:
         with client(lc, pnn) as c, attach(c, "vac.tdb") as db:
             assert all(db.fetch(k) is None for k in more)
+
+
+def test_client_attach_waits_for_the_end_of_recovery(local_cluster) -> None:
+    """4.17 defers a local client's DB_ATTACH while the node is in recovery mode (a
+    database opened mid-recovery would miss the records being pushed into it): the
+    attach answers only once recovery mode is NORMAL again."""
+    import threading
+
+    lc = up(local_cluster, 191)
+    done: dict[str, object] = {}
+
+    def attach_now() -> None:
+        with client(lc, 1) as c:
+            db = attach(c, "deferred.tdb")
+            done["recmode"] = c.get_recmode()
+            done["db_id"] = db.db_id
+            db.close()
+
+    with client(lc, 1) as c:
+        c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
+        assert c.get_recmode() == 1
+        th = threading.Thread(target=attach_now)
+        th.start()
+        th.join(timeout=30)
+    assert not th.is_alive(), "the deferred attach never answered"
+    assert done["recmode"] == 0, "the attach answered while the node was still in recovery"
+    log = (Path(lc.node_dir(1)) / "log.ctdb").read_text(errors="replace")
+    assert "DB Attach to database deferred.tdb deferred for client" in log
+    with client(lc, 2) as c:
+        dbmap = T.DbidMap.unpack(c._checked(Opcode.GET_DBMAP).data)
+        assert any(e.db_id == done["db_id"] for e in dbmap.dbs)
+
+
+def test_recovery_mode_stays_active_while_a_database_missed_the_recovery(local_cluster) -> None:
+    """4.17's SET_RECMODE NORMAL refuses while a database's generation is not the
+    node's (the database was not rebuilt by the recovery that set it); the leader's
+    next recovery then brings the node back."""
+    lc = up(local_cluster, 201)
+    with client(lc, 0) as c:
+        attach(c, "genchk.tdb").close()
+    with client(lc, 1) as c:
+        wait_for(lambda: any(e.db_id == hash_db_id("genchk.tdb")
+                             for e in T.DbidMap.unpack(c._checked(Opcode.GET_DBMAP).data).dbs),
+                 what="attach reached node 1")
+        vm = c.get_vnnmap()
+        c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
+        c._checked(Opcode.SETVNNMAP, T.VnnMap(generation=vm.generation + 7, map=vm.map).pack())
+        reply = c.control(Opcode.SET_RECMODE, T.pack_u32(0))
+        assert reply.status != 0
+        assert "Inconsistent DB generation" in (reply.errmsg or "")
+        assert c.get_recmode() == 1
+    with client(lc, 0) as c0, client(lc, 1) as c1:
+        wait_for(lambda: c1.get_recmode() == 0 and c1.get_vnnmap().generation == c0.get_vnnmap().generation,
+                 what="the leader recovered node 1")
