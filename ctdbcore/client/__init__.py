@@ -11,22 +11,29 @@ Quickstart (blocking)::
         data = c.wait_message(0xCE00000000000001, timeout=5.0)
 
 Errors: :class:`ConnectError` (no daemon), :class:`ControlError` (status != 0 from a
-typed helper), :class:`ControlTimeout` (no reply in time), :class:`ConnectionClosed`.
-Databases (blocking): :func:`ctdbcore.client.db.attach` → fetch_lock / store / delete /
-traverse / transaction. Async (anyio): :class:`ctdbcore.client.aio.AsyncClient`, many
-tasks on one connection, with the same database operations; a chain lock held by another
-process is waited for in a helper process, never by blocking the loop.
+typed helper), :class:`ControlTimeout` (no reply in time), :class:`ConnectionClosed`,
+:class:`DbError`. Databases (blocking): :func:`ctdbcore.client.db.attach` → fetch_lock /
+store / delete / traverse / transaction.
+
+Async (asyncio, or anyio on its asyncio backend): :class:`ctdbcore.client.aio.AsyncClient`
+is the one implementation of the client's conversation with the daemon (many tasks on
+one connection; databases in :mod:`ctdbcore.client.aiodb`; a chain lock held by another
+process is waited for in a helper process, never by blocking the loop). The blocking
+:class:`Client` is a facade that runs an AsyncClient in a portal thread of its own;
+only the node-local fetch_lock fast path (no daemon traffic) runs in the caller's
+thread.
 """
 
-from ctdbcore.client.sync import (
-    Client,
+from ctdbcore.client.errors import (
     ConnectError,
     ConnectionClosed,
     ControlError,
     ControlReply,
     ControlTimeout,
-    default_socket_path,
+    DbError,
 )
+from ctdbcore.client.paths import default_socket_path
+from ctdbcore.client.sync import Client
 
 __all__ = [
     "Client",
@@ -35,5 +42,6 @@ __all__ = [
     "ControlError",
     "ControlReply",
     "ControlTimeout",
+    "DbError",
     "default_socket_path",
 ]

@@ -1,14 +1,22 @@
-"""Async (anyio) client for ctdbd's unix socket, with databases.
+"""Async client for ctdbd's unix socket: the one implementation of the client's side of
+the protocol (connection, request ids, control replies, messages, calls).
 
-One reader task routes replies to their waiters by reqid and messages to per-srvid
-queues, so any number of tasks can share one connection. Database access is the same
-as :mod:`ctdbcore.client.db` (same files, same rules), except that waiting for a chain
-lock another process holds goes through a lock helper process instead of blocking the
-event loop.
+What arrives is routed as it arrives (:mod:`ctdbcore.client.transport`): replies to
+their waiters by reqid, messages to per-srvid inboxes, so any number of tasks can share
+one connection. Databases (attach, fetch_lock, traverse, transactions) are in
+:mod:`ctdbcore.client.aiodb`; the blocking :class:`ctdbcore.client.sync.Client` runs
+this very client in a loop thread of its own.
+
+It runs on asyncio -- under anyio, on its asyncio backend (``anyio.run``'s default, and
+what ctdbd runs on). Waiting uses asyncio futures with timer timeouts rather than anyio
+primitives: a blocking ``ctdb`` command would otherwise pay for importing anyio's
+backend at start-up, and a control for two extra passes through the loop. Cancelling
+the calling task (an anyio cancel scope does that) cancels the wait.
 
 Use::
 
     async with await AsyncClient.connect() as c:
+        nodemap = await c.get_nodemap()
         db = await c.attach("test.tdb")
         async with db.fetch_lock(b"key") as rec:
             rec.store(b"value")
@@ -20,24 +28,32 @@ Use::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import itertools
 import math
 import os
 import struct
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.abc
-
-from ctdbcore.client.db import _close_shared, _open_shared, attach_kind
-from ctdbcore.client.sync import ControlError, ControlReply, ControlTimeout, _errmsg, default_socket_path
-from ctdbcore.db import record
-from ctdbcore.db.locking import record_lock
-from ctdbcore.protocol import packets
-from ctdbcore.protocol import types as T
+from ctdbcore.client.aiocontrols import TypedControls, pack_payload
+from ctdbcore.client.errors import (
+    DEFAULT_TIMEOUT,
+    ConnectError,
+    ConnectionClosed,
+    ControlError,
+    ControlReply,
+    ControlTimeout,
+    DbError,
+    control_reply,
+)
+from ctdbcore.client.inbox import CLOSED, EXPIRED, Inbox, shielded, wait
+from ctdbcore.client.paths import default_socket_path
+from ctdbcore.client.transport import Connection, open_unix
+from ctdbcore.protocol import packets, types
 from ctdbcore.protocol.constants import (
+    BROADCAST_CONNECTED,
     CTRL_FLAG_NOREPLY,
     CURRENT_NODE,
     IMMEDIATE_MIGRATION,
@@ -47,227 +63,314 @@ from ctdbcore.protocol.constants import (
     Srvid,
 )
 from ctdbcore.protocol.decoder import StreamDecoder
-from ctdbcore.protocol.records import LtdbHeader, RecData
 
-_DMASTER_FLAGS = struct.Struct("<I4xI")
+if TYPE_CHECKING:
+    from ctdbcore.client.aiodb import AsyncClientDb
+
+__all__ = ["DEFAULT_TIMEOUT", "AsyncClient"]
+
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_REPLIES = (packets.ReplyControl, packets.ReplyCall, packets.ReplyError)
 
 
-class AsyncClient:
-    def __init__(self, stream: anyio.abc.SocketStream, timeout: float) -> None:
-        self._stream = stream
+class AsyncClient(TypedControls):
+    """A connection to one ctdbd, shared by any number of tasks.
+
+    Open it with ``async with await AsyncClient.connect(path) as c``; entering learns
+    this node's pnn (GET_PNN, as 4.17's client_connect does).
+    """
+
+    def __init__(self, conn: Connection, timeout: float = 10.0, *,
+                 srvid_base: int | None = None, socket_path: str | None = None) -> None:
+        self._conn = conn
+        self.socket_path = socket_path
         self.timeout = timeout
         self.pnn = UNKNOWN_PNN
-        self._reqids = itertools.count(1)
-        self._waiters: dict[int, tuple[anyio.Event, list[Any]]] = {}
-        self._queues: dict[int, tuple[Any, Any]] = {}
-        self._srvids = itertools.count(1)
-        self._tool_srvid = Srvid.CLIENT_RANGE | ((os.getpid() & 0xFFFF) << 32)
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._reqid = 0
+        self._decoder = StreamDecoder(strict=False)
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._inboxes: dict[int, Inbox] = {}
+        base = Srvid.CLIENT_RANGE | ((os.getpid() & 0xFFFF) << 32) if srvid_base is None else srvid_base
+        # A C-level counter: the blocking facade calls next_srvid from its caller's thread.
+        self._srvids = itertools.count(base + 1)
         self._closed = False
-        self._send_lock = anyio.Lock()
+        # g_lock.tdb, attached by the first transaction and kept (see aiodb.transaction).
+        self.glock_db: AsyncClientDb | None = None
 
     @classmethod
-    async def connect(cls, socket_path: str | None = None, timeout: float = 10.0) -> AsyncClient:
-        stream = await anyio.connect_unix(socket_path or default_socket_path())
-        return cls(stream, timeout)
+    async def connect(cls, socket_path: str | None = None, timeout: float = 10.0, *,
+                      srvid_base: int | None = None) -> AsyncClient:
+        """Connect to ``socket_path`` ($CTDB_SOCKET or the run dir's by default).
+        Raises :class:`ConnectError` (4.17's "connect() failed, errno=N")."""
+        path = socket_path or default_socket_path()
+        try:
+            conn = await open_unix(path)
+        except OSError as exc:
+            raise ConnectError(path, exc.errno or errno.ECONNREFUSED) from exc
+        return cls(conn, timeout, srvid_base=srvid_base, socket_path=path)
 
     async def __aenter__(self) -> AsyncClient:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._reader)
-        reply = await self.control(Opcode.GET_PNN)
-        self.pnn = reply.status
+        self._conn.start(self._received, self._ended)
+        try:
+            # 4.17 client_connect.c: the GET_PNN goes out with no timeout; we keep ours.
+            self.pnn = await self.get_pnn()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._closed = True
-        await self._stream.aclose()
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
+        """Close the connection (attached databases' files stay open until closed)."""
+        if self.glock_db is not None:
+            self.glock_db.close()
+            self.glock_db = None
+        self._conn.close()
+        self._ended()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        """The socket's file descriptor."""
+        return self._conn.fileno()
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _reader(self) -> None:
-        decoder = StreamDecoder(strict=False)
-        try:
-            while True:
-                decoder.feed(await self._stream.receive(65536))
-                for ev in decoder.events():
-                    if isinstance(ev, (packets.ReplyControl, packets.ReplyCall, packets.ReplyError)):
-                        waiter = self._waiters.get(ev.reqid)
-                        if waiter is not None:
-                            waiter[1].append(ev)
-                            waiter[0].set()
-                    elif isinstance(ev, packets.ReqMessage):
-                        q = self._queues.get(ev.srvid)
-                        if q is not None:
-                            try:
-                                q[0].send_nowait(bytes(ev.data))
-                            except anyio.WouldBlock:
-                                pass  # a listener that does not read loses messages, as with 4.17
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        finally:
-            for ev, _ in self._waiters.values():
-                ev.set()
+    def _received(self, data: bytes) -> None:
+        """Route what arrived: replies to their waiters, messages to their inboxes."""
+        self._decoder.feed(data)
+        for ev in self._decoder.events():
+            if isinstance(ev, _REPLIES):
+                fut = self._waiters.get(ev.reqid)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev)
+            elif isinstance(ev, packets.ReqMessage):
+                inbox = self._inboxes.get(ev.srvid)
+                if inbox is not None:
+                    inbox.put(bytes(ev.data))
+            # Anything else (Dropped, stray calls) is of no interest to a client.
+
+    def _ended(self) -> None:
+        """The daemon is gone (or we closed): whoever waits learns nothing more comes."""
+        self._closed = True
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_result(CLOSED)
+        for inbox in self._inboxes.values():
+            inbox.close()
+
+    def _next_reqid(self) -> int:
+        # 1, 2, 3, ... as 4.17's reqid allocator starts near 1 for a fresh client.
+        self._reqid = (self._reqid % 0xFFFFFFFE) + 1
+        return self._reqid
+
+    def _timeout(self, timeout: float | None) -> float:
+        if timeout is None:
+            return math.inf
+        return self.timeout if timeout == DEFAULT_TIMEOUT else timeout
+
+    def _write(self, data: bytes) -> None:
+        if self._closed:
+            raise ConnectionClosed("client is closed")
+        self._conn.write(data)
+
+    async def _send(self, data: bytes) -> None:
+        self._write(data)
+        await self._conn.drain()
 
     async def _request(self, pkt: Any, timeout: float | None, opcode: int) -> Any:
-        reqid = pkt.reqid
-        ev = anyio.Event()
-        box: list[Any] = []
-        self._waiters[reqid] = (ev, box)
+        fut = self._waiters[pkt.reqid] = asyncio.get_running_loop().create_future()
         try:
-            async with self._send_lock:
-                await self._stream.send(packets.pack(pkt))
-            with anyio.move_on_after(math.inf if timeout is None else timeout):
-                await ev.wait()
-            if not box:
-                if self._closed or ev.is_set():
-                    raise ConnectionError("connection to daemon closed")
-                raise ControlTimeout(opcode)
-            return box[0]
+            await self._send(packets.pack(pkt))
+            reply = await wait(fut, self._timeout(timeout))
         finally:
-            self._waiters.pop(reqid, None)
+            del self._waiters[pkt.reqid]
+        if reply is EXPIRED:
+            raise ControlTimeout(opcode)
+        if reply is CLOSED:
+            raise ConnectionClosed("connection to daemon closed")
+        return reply
 
-    # -- controls and messages -----------------------------------------------------------
+    async def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (tests of the daemon's handling of bad input)."""
+        await self._send(bytes(data))
+
+    # -- controls ------------------------------------------------------------------------
+
+    def _control_packet(self, destnode: int, opcode: int, data: bytes, srvid: int, flags: int) -> packets.ReqControl:
+        return packets.ReqControl(generation=0, destnode=destnode, srcnode=self.pnn, reqid=self._next_reqid(),
+                                  opcode=opcode, srvid=srvid, client_id=0, flags=flags, data=bytes(data))
 
     async def control(self, opcode: int, data: bytes = b"", *, destnode: int = CURRENT_NODE, srvid: int = 0,
-                      flags: int = 0, timeout: float | None = -1.0) -> ControlReply:
-        pkt = packets.ReqControl(generation=0, destnode=destnode, srcnode=self.pnn, reqid=next(self._reqids),
-                                 opcode=opcode, srvid=srvid, client_id=0, flags=flags, data=bytes(data))
+                      flags: int = 0, timeout: float | None = DEFAULT_TIMEOUT) -> ControlReply:
+        """Send one control and wait for its reply, whatever its status (no wait with
+        CTRL_FLAG_NOREPLY). Raises :class:`ControlTimeout`, :class:`ConnectionClosed`."""
+        pkt = self._control_packet(destnode, opcode, data, srvid, flags)
         if flags & CTRL_FLAG_NOREPLY:
-            async with self._send_lock:
-                await self._stream.send(packets.pack(pkt))
+            await self._send(packets.pack(pkt))
             return ControlReply(0)
-        reply = await self._request(pkt, self.timeout if timeout == -1.0 else timeout, opcode)
-        return ControlReply(int(reply.status), bytes(reply.data), _errmsg(reply))
+        return control_reply(await self._request(pkt, timeout, opcode))
 
     async def checked(self, opcode: int, data: bytes = b"", **kw: Any) -> ControlReply:
+        """:meth:`control`, raising :class:`ControlError` on a non-zero status."""
         reply = await self.control(opcode, data, **kw)
         if reply.status != 0:
             raise ControlError(opcode, reply.status, reply.errmsg)
         return reply
 
-    def next_srvid(self) -> int:
-        return self._tool_srvid + next(self._srvids)
+    async def control_multi(self, requests: list[tuple[int, int, bytes]], *, flags: int = 0,
+                            timeout: float | None = DEFAULT_TIMEOUT) -> list[ControlReply | None]:
+        """Send every (destnode, opcode, data) at once, then collect the replies within one
+        ``timeout`` (4.17 ``ctdb_client_control_multi``). None marks a control that timed
+        out; the order is that of ``requests``."""
+        loop = asyncio.get_running_loop()
+        pkts = [self._control_packet(d, op, data, 0, flags) for d, op, data in requests]
+        futs = [loop.create_future() for _ in pkts]
+        self._waiters.update((p.reqid, f) for p, f in zip(pkts, futs))
+        try:
+            for p in pkts:
+                await self._send(packets.pack(p))
+            left = self._timeout(timeout)
+            if futs:
+                await asyncio.wait(futs, timeout=None if left == math.inf else left)
+        finally:
+            for p in pkts:
+                self._waiters.pop(p.reqid, None)
+        return [control_reply(f.result()) if f.done() and f.result() is not CLOSED else None for f in futs]
 
-    async def register_srvid(self, srvid: int, buffer: int = 1000) -> None:
-        if srvid not in self._queues:
-            self._queues[srvid] = anyio.create_memory_object_stream(buffer)
-        await self.checked(Opcode.REGISTER_SRVID, srvid=srvid)
+    # -- messages ------------------------------------------------------------------------
+
+    def next_srvid(self) -> int:
+        """A fresh srvid of this client's range (4.17 tools/ctdb.c ``next_srvid``)."""
+        return next(self._srvids)
+
+    def registered(self, srvid: int) -> bool:
+        return srvid in self._inboxes
+
+    async def register_srvid(self, srvid: int, buffer: float = 1000) -> None:
+        """Have the daemon pass on messages for ``srvid``; up to ``buffer`` of them wait
+        here for :meth:`receive` (``math.inf``: no limit), later ones are dropped."""
+        new = srvid not in self._inboxes
+        if new:
+            self._inboxes[srvid] = Inbox(buffer)
+        try:
+            await self.checked(Opcode.REGISTER_SRVID, srvid=srvid)
+        except BaseException:
+            if new:
+                self._inboxes.pop(srvid, None)
+            raise
 
     async def deregister_srvid(self, srvid: int) -> None:
+        """Stop the messages for ``srvid``; those not received yet are dropped."""
         await self.checked(Opcode.DEREGISTER_SRVID, srvid=srvid)
-        q = self._queues.pop(srvid, None)
-        if q is not None:
-            q[0].close()
+        self._drop_inbox(srvid)
+
+    async def deregister_quietly(self, srvid: int) -> None:
+        """:meth:`deregister_srvid` for clean-up: carried through even in a cancelled
+        task, errors ignored (the daemon forgets a client's srvids when it goes)."""
+        with contextlib.suppress(ControlError, OSError):
+            await shielded(self.deregister_srvid(srvid))
+        self._drop_inbox(srvid)
+
+    def _drop_inbox(self, srvid: int) -> None:
+        inbox = self._inboxes.pop(srvid, None)
+        if inbox is not None:
+            inbox.close()
 
     async def send_message(self, destnode: int, srvid: int, data: bytes = b"") -> None:
         pkt = packets.ReqMessage(generation=1, destnode=destnode, srcnode=self.pnn, reqid=0, srvid=srvid,
                                  data=bytes(data))
-        async with self._send_lock:
-            await self._stream.send(packets.pack(pkt))
+        await self._send(packets.pack(pkt))
 
     async def receive(self, srvid: int, timeout: float | None = None) -> bytes | None:
-        """The next message for a registered ``srvid``; None after ``timeout`` seconds."""
-        q = self._queues[srvid]
-        with anyio.move_on_after(math.inf if timeout is None else timeout):
-            return await q[1].receive()
-        return None
+        """The oldest waiting or the next message for ``srvid``; None after ``timeout``
+        seconds (None: no limit), or at once when ``srvid`` is not registered (nothing
+        is kept for it). Raises :class:`ConnectionClosed` once the daemon is gone and
+        nothing is left."""
+        inbox = self._inboxes.get(srvid)
+        if inbox is None:
+            return None
+        got = await inbox.get(math.inf if timeout is None else timeout)
+        if got is EXPIRED:
+            return None
+        if got is CLOSED:
+            if self._inboxes.get(srvid) is inbox:
+                raise ConnectionClosed("connection to daemon closed")
+            return None  # deregistered meanwhile
+        return got
+
+    def receive_waiting(self, srvid: int) -> list[bytes]:
+        """The messages for ``srvid`` already here, without waiting."""
+        inbox = self._inboxes.get(srvid)
+        return [] if inbox is None else inbox.take_all()
+
+    async def get_leader(self, timeout: float | None = DEFAULT_TIMEOUT) -> int:
+        """Wait for a LEADER broadcast (the leader sends one a second). UNKNOWN_PNN when
+        none arrives in ``timeout`` s or while an election is running (0xFFFFFFFF)."""
+        if Srvid.LEADER not in self._inboxes:
+            await self.register_srvid(Srvid.LEADER)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout(timeout)
+        leader = UNKNOWN_PNN
+        # Use the newest broadcast already queued, as 4.17's leader_handler keeps the last.
+        for data in self.receive_waiting(Srvid.LEADER):
+            if len(data) >= 4:
+                leader = _U32.unpack_from(data)[0]
+        while leader == UNKNOWN_PNN:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            data = await self.receive(Srvid.LEADER, left)
+            if data is None:
+                break
+            if len(data) >= 4:
+                leader = _U32.unpack_from(data)[0]
+        return leader
+
+    async def takeover_run(self, timeout: float | None = DEFAULT_TIMEOUT, attempts: int | None = None) -> int:
+        """4.17 "ipreallocate": ask the leader for a takeover run and wait for its i32
+        answer (the leader's pnn, or negative on failure). Like 4.17 the request is resent
+        after each ``timeout``; ``attempts=None`` retries until answered."""
+        loop = asyncio.get_running_loop()
+        srvid = self.next_srvid()
+        await self.register_srvid(srvid)
+        msg = pack_payload(types.SrvidMessage(pnn=self.pnn, srvid=srvid))
+        try:
+            tries = 0
+            while attempts is None or tries < attempts:
+                tries += 1
+                await self.send_message(BROADCAST_CONNECTED, Srvid.TAKEOVER_RUN, msg)
+                deadline = loop.time() + self._timeout(timeout)
+                while (left := deadline - loop.time()) > 0:
+                    data = await self.receive(srvid, left)
+                    if data is None:
+                        break
+                    if len(data) == 4:  # 4.17 ignores anything but sizeof(int)
+                        return _I32.unpack(data)[0]
+            raise ControlTimeout(Opcode.REGISTER_SRVID)
+        finally:
+            await self.deregister_quietly(srvid)
+
+    # -- calls and databases -------------------------------------------------------------
 
     async def call(self, db_id: int, key: bytes, *, callid: int = NULL_FUNC, flags: int = IMMEDIATE_MIGRATION,
-                   calldata: bytes = b"") -> bytes:
-        pkt = packets.ReqCall(generation=0, destnode=CURRENT_NODE, srcnode=self.pnn, reqid=next(self._reqids),
+                   calldata: bytes = b"", timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
+        """One REQ_CALL to the local daemon (by default: bring ``key`` here); the
+        REPLY_CALL's data. Raises :class:`DbError` when the call fails."""
+        pkt = packets.ReqCall(generation=0, destnode=CURRENT_NODE, srcnode=self.pnn, reqid=self._next_reqid(),
                               flags=flags, db_id=db_id, callid=callid, hopcount=0, key=key, calldata=calldata)
-        reply = await self._request(pkt, self.timeout, Opcode.GET_DBMAP)
+        # No opcode names a call; the timeout's type is what matters.
+        reply = await self._request(pkt, timeout, Opcode.GET_DBMAP)
         if not isinstance(reply, packets.ReplyCall) or reply.status != 0:
-            raise ControlError(Opcode.GET_DBMAP, getattr(reply, "status", -1), f"call failed: {reply}")
+            raise DbError(f"call on db 0x{db_id:08x} failed: {reply}")
         return bytes(reply.data)
 
-    # -- databases -----------------------------------------------------------------------
-
     async def attach(self, name: str, *, persistent: bool = False, replicated: bool = False) -> AsyncClientDb:
-        opcode, flags = attach_kind(persistent, replicated)
-        db_id = T.unpack_u32((await self.checked(opcode, name.encode() + b"\0")).data)
-        path = (await self.checked(Opcode.GETDBPATH, T.pack_u32(db_id))).data.rstrip(b"\0").decode()
-        tdb_flags = T.unpack_i32((await self.checked(Opcode.DB_OPEN_FLAGS, T.pack_u32(db_id))).data)
-        return AsyncClientDb(self, db_id, name, flags, path, tdb_flags)
+        """Attach database ``name`` (see :func:`ctdbcore.client.aiodb.attach`)."""
+        # Imported here: the database modules load libtdb, which a CLI command that
+        # touches no database should not pay for at start-up.
+        from ctdbcore.client.aiodb import attach
 
-
-class AsyncClientDb:
-    def __init__(self, c: AsyncClient, db_id: int, name: str, flags: int, path: str, tdb_flags: int) -> None:
-        self.c = c
-        self.db_id = db_id
-        self.name = name
-        self.flags = flags
-        self.path = path
-        self.tdb = _open_shared(path, tdb_flags)
-        self._closed = False
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            _close_shared(self.path)
-
-    @contextlib.asynccontextmanager
-    async def fetch_lock(self, key: bytes) -> AsyncIterator[AsyncLockedRecord]:
-        """Hold ``key`` locked here, migrating it to this node first when needed.
-        Do not await other work on the same database inside the block."""
-        for _ in range(1000):
-            async with record_lock(self.tdb, key):
-                value = self.tdb.fetch(key)
-                if value is not None and len(value) >= 24:
-                    dmaster, flags = _DMASTER_FLAGS.unpack_from(value, 8)
-                    if dmaster == self.c.pnn and not flags & record.RO_FLAGS:
-                        yield AsyncLockedRecord(self, key, value[:24], value[24:])
-                        return
-            await self.c.call(self.db_id, key)
-        raise ControlError(Opcode.GET_DBMAP, -1, f"record {key!r} did not arrive after 1000 migrations")
-
-    async def fetch(self, key: bytes) -> bytes | None:
-        async with self.fetch_lock(key) as rec:
-            return rec.data or None
-
-    async def store(self, key: bytes, data: bytes) -> None:
-        async with self.fetch_lock(key) as rec:
-            rec.store(data)
-
-    async def traverse(self, *, with_empty: bool = False) -> AsyncIterator[tuple[bytes, LtdbHeader, bytes]]:
-        """Every record of the cluster once: (key, header, data)."""
-        srvid = self.c.next_srvid()
-        await self.c.register_srvid(srvid)
-        try:
-            start = T.TraverseStartExt(db_id=self.db_id, reqid=0, srvid=srvid, withemptyrecords=with_empty)
-            await self.c.checked(Opcode.TRAVERSE_START_EXT, start.pack())
-            while True:
-                data = await self.c.receive(srvid, timeout=self.c.timeout)
-                if data is None:
-                    raise ControlTimeout(Opcode.TRAVERSE_START_EXT)
-                rec = RecData.unpack(data)
-                if not rec.key and not rec.data:
-                    return
-                rec = RecData.unpack(data, with_header=True)
-                assert rec.header is not None
-                yield rec.key, rec.header, rec.data
-        finally:
-            with contextlib.suppress(Exception):
-                await self.c.deregister_srvid(srvid)
-
-
-class AsyncLockedRecord:
-    __slots__ = ("db", "key", "_raw_header", "data")
-
-    def __init__(self, db: AsyncClientDb, key: bytes, raw_header: bytes, data: bytes) -> None:
-        self.db = db
-        self.key = key
-        self._raw_header = raw_header
-        self.data = data
-
-    @property
-    def header(self) -> LtdbHeader:
-        return LtdbHeader.unpack(self._raw_header)
-
-    def store(self, data: bytes) -> None:
-        self.db.tdb.store(self.key, self._raw_header + data)
-        self.data = data
+        return await attach(self, name, persistent=persistent, replicated=replicated)

@@ -1,10 +1,13 @@
-"""Databases from a client's side (4.17 client/client_db.c, Samba's dbwrap_ctdb).
+"""Databases from a blocking client's side (4.17 client/client_db.c, Samba's dbwrap_ctdb):
+a facade over :mod:`ctdbcore.client.aiodb`, plus the node-local fast path.
 
-A client opens the very TDB file its daemon uses: records this node is data master of
-are read and written locally under the chain lock, with no message to the daemon; for
-any other record the client asks the daemon to migrate it here (REQ_CALL) and looks
-again. Persistent databases are changed only in cluster-wide transactions: a g_lock on
-``g_lock.tdb`` serialises writers, and TRANS3_COMMIT applies the batch on every node.
+A client opens the very TDB file its daemon uses. A record this node is data master
+of is read and written in the caller's thread under its chain lock, with no message to
+the daemon and no hop to the portal thread (:mod:`ctdbcore.client.fastpath`), and so
+is reading a persistent record. Everything else -- attach, migrating a record here
+(REQ_CALL), waiting for a chain lock another process holds (a lock helper),
+traverse, persistent transactions with ctdb's g_lock -- is the async client's,
+awaited through the client's portal.
 
 Use::
 
@@ -19,124 +22,100 @@ Use::
 
 from __future__ import annotations
 
-import contextlib
-import os
-import struct
-import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
-import attrs
+from ctdbcore.client.errors import DEFAULT_TIMEOUT, ControlError, ControlTimeout, DbError
+from ctdbcore.client.records import Record, local_value
+from ctdbcore.client.sync import Client
+from ctdbcore.client.transaction import Transaction
+from ctdbcore.protocol.constants import IMMEDIATE_MIGRATION, NULL_FUNC, DbFlags
+from ctdbcore.protocol.records import LtdbHeader
 
-from ctdbcore.client.sync import Client, ControlError, ControlTimeout
-from ctdbcore.db import record
-from ctdbcore.db.tdb import Tdb
-from ctdbcore.protocol import packets
-from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import (
-    CTRL_FLAG_NOREPLY,
-    CURRENT_NODE,
-    IMMEDIATE_MIGRATION,
-    NULL_FUNC,
-    DbFlags,
-    Opcode,
-)
-from ctdbcore.protocol.records import KeyData, LtdbHeader, RecBuffer, RecData
+if TYPE_CHECKING:
+    from ctdbcore.client.aiodb import AsyncClientDb
+    from ctdbcore.client.fastpath import LockedRecord
+    from ctdbcore.client.glock import GLock as AsyncGLock
 
-_U64 = struct.Struct("<Q")
-_DMASTER_FLAGS = struct.Struct("<I4xI")  # ltdb header: dmaster at 8, flags at 16
-_GLOCK_ENTRY = struct.Struct("<I4xQIIQ")  # type, pad, server_id{pid, task_id, vnn, unique_id}
-GLOCK_READ, GLOCK_WRITE = 0, 1
+__all__ = [
+    "ClientDb",
+    "ControlError",
+    "ControlTimeout",
+    "DbError",
+    "GLock",
+    "LockedRecord",
+    "Record",
+    "Transaction",
+    "attach",
+    "attach_kind",
+    "call",
+]
 
-
-class DbError(Exception):
-    pass
+# The database modules load libtdb; they are imported on first attach so that a CLI
+# command that touches no database does not pay for them at start-up.
 
 
-@attrs.define
-class Record:
-    key: bytes
-    header: LtdbHeader
-    data: bytes
+def __getattr__(name: str) -> object:
+    if name == "LockedRecord":
+        from ctdbcore.client.fastpath import LockedRecord
+
+        return LockedRecord
+    raise AttributeError(name)
+
+
+def attach(c: Client, name: str, *, persistent: bool = False, replicated: bool = False) -> ClientDb:
+    """Attach ``name`` on the local daemon (creating it cluster-wide if new) and open its file."""
+    from ctdbcore.client import aiodb
+
+    return ClientDb(c, c._run(aiodb.attach, c.aio, name, persistent=persistent, replicated=replicated))
+
+
+def attach_kind(persistent: bool, replicated: bool) -> tuple[int, int]:
+    """The attach control and database flags for a kind of database."""
+    from ctdbcore.client import aiodb
+
+    return aiodb.attach_kind(persistent, replicated)
 
 
 def call(c: Client, db_id: int, key: bytes, *, callid: int = NULL_FUNC, flags: int = IMMEDIATE_MIGRATION,
          calldata: bytes = b"", timeout: float | None = None) -> bytes:
     """One REQ_CALL to the local daemon; the REPLY_CALL's data."""
-    reqid = c._next_reqid()
-    c._send(packets.ReqCall(generation=0, destnode=CURRENT_NODE, srcnode=c.pnn, reqid=reqid, flags=flags,
-                            db_id=db_id, callid=callid, hopcount=0, key=key, calldata=calldata))
-    deadline = c._deadline(c.timeout if timeout is None else timeout)
-    while reqid not in c._replies:
-        if not c._pump(deadline):
-            raise ControlTimeout(Opcode.GET_DBMAP)  # no opcode for calls; the type is what matters
-    reply = c._replies.pop(reqid)
-    if not isinstance(reply, packets.ReplyCall) or reply.status != 0:
-        raise DbError(f"call on db 0x{db_id:08x} failed: {reply}")
-    return bytes(reply.data)
-
-
-def attach(c: Client, name: str, *, persistent: bool = False, replicated: bool = False) -> ClientDb:
-    """Attach ``name`` on the local daemon (creating it cluster-wide if new) and open its file."""
-    opcode, flags = attach_kind(persistent, replicated)
-    r = c._checked(opcode, name.encode() + b"\0")
-    if len(r.data) != 4:
-        raise DbError(f"attach of {name}: reply of {len(r.data)} bytes")
-    db_id = T.unpack_u32(r.data)
-    path = c._checked(Opcode.GETDBPATH, T.pack_u32(db_id)).data.rstrip(b"\0").decode()
-    tdb_flags = T.unpack_i32(c._checked(Opcode.DB_OPEN_FLAGS, T.pack_u32(db_id)).data)
-    return ClientDb(c, db_id, name, flags, path, tdb_flags)
-
-
-def attach_kind(persistent: bool, replicated: bool) -> tuple[int, int]:
-    """The attach control and database flags for a kind of database."""
-    if persistent:
-        return Opcode.DB_ATTACH_PERSISTENT, int(DbFlags.PERSISTENT)
-    if replicated:
-        return Opcode.DB_ATTACH_REPLICATED, int(DbFlags.REPLICATED)
-    return Opcode.DB_ATTACH, 0
-
-
-# libtdb refuses to open one file twice in a process (its fcntl locks would clash), so
-# every ClientDb of a path shares one open tdb.
-_shared: dict[str, list] = {}
-
-
-def _open_shared(path: str, tdb_flags: int) -> Tdb:
-    entry = _shared.get(path)
-    if entry is None:
-        entry = _shared[path] = [Tdb.open(path, hash_size=0, tdb_flags=tdb_flags, open_flags=os.O_RDWR), 0]
-    entry[1] += 1
-    return entry[0]
-
-
-def _close_shared(path: str) -> None:
-    entry = _shared.get(path)
-    if entry is None:
-        return
-    entry[1] -= 1
-    if entry[1] <= 0:
-        del _shared[path]
-        entry[0].close()
+    return c._run(c.aio.call, db_id, key, callid=callid, flags=flags, calldata=calldata,
+                  timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
 
 
 class ClientDb:
-    def __init__(self, c: Client, db_id: int, name: str, flags: int, path: str, tdb_flags: int) -> None:
+    """An attached database (blocking). ``tdb`` is this node's open file.
+
+    libtdb contexts are not thread-safe and a process has one per file, shared by
+    every client: use a database's records from one thread at a time."""
+
+    def __init__(self, c: Client, adb: AsyncClientDb) -> None:
+        from ctdbcore.client.fastpath import LockedRecord
+
         self.c = c
-        self.db_id = db_id
-        self.name = name
-        self.flags = flags
-        self.path = path
-        self.tdb = _open_shared(path, tdb_flags)
-        self._closed = False
+        self.adb = adb
+        self.db_id = adb.db_id
+        self.name = adb.name
+        self.flags = adb.flags
+        self.path = adb.path
+        self.tdb = adb.tdb
+        # What the fast path reads on every record: the libtdb context (0 once closed)
+        # and this node's pnn.
+        self._handle = adb.tdb.handle
+        self._pnn = c.pnn
+        self._persistent = bool(adb.flags & DbFlags.PERSISTENT)
+        self._locked_record = LockedRecord
 
     @property
     def persistent(self) -> bool:
-        return bool(self.flags & DbFlags.PERSISTENT)
+        return self._persistent
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            _close_shared(self.path)
+        """Let go of the file (the database stays attached to the daemon). Idempotent."""
+        self._handle = 0
+        self.adb.close()
 
     def __enter__(self) -> ClientDb:
         return self
@@ -150,15 +129,15 @@ class ClientDb:
         """Hold ``key`` locked in this node's copy (``with db.fetch_lock(k) as rec:``),
         migrating it here first if this node is not its data master. Reads and writes
         inside the block are local."""
-        if self.persistent:
+        if self._persistent:
             raise DbError("persistent databases are changed in transactions")
-        return LockedRecord(self, key)
+        return self._locked_record(self, key)
 
     def fetch(self, key: bytes) -> bytes | None:
-        """The record's value (None when missing or empty)."""
-        if self.persistent:
-            got = record.split_value(self.tdb.fetch(key))
-            return got[1] if got and got[1] else None
+        """The record's value (None when missing or empty). A persistent database is
+        read from this node's copy, in the caller's thread."""
+        if self._persistent:
+            return local_value(self.tdb, key)
         with self.fetch_lock(key) as rec:
             return rec.data or None
 
@@ -170,198 +149,76 @@ class ClientDb:
         with self.fetch_lock(key) as rec:
             rec.delete()
 
+    # the slow paths of LockedRecord, through the portal
+
+    def _hold_by_helper(self, key: bytes) -> AbstractContextManager[None]:
+        """Wait until a lock helper holds ``key``'s busy chain and this context has it
+        marked; leaving the returned context lets go."""
+        if self.c._closed:
+            raise DbError("client is closed")
+        held = self.c.portal.wrap(self.adb.helper_locked(key))
+        held.__enter__()
+        return held
+
+    def _migrate(self, key: bytes) -> None:
+        self.c._run(self.adb.c.call, self.db_id, key)
+
+    def _deleted(self, header: LtdbHeader, key: bytes) -> None:
+        self.c._run(self.adb.schedule_for_deletion, header, key)
+
     # -- traverse ----------------------------------------------------------------------
 
     def traverse(self, *, with_empty: bool = False, timeout: float | None = None) -> Iterator[Record]:
-        """Every record in the cluster once, as the daemons hold them."""
-        srvid = self.c.next_srvid()
-        self.c.register_srvid(srvid)
+        """Every record in the cluster once, as the daemons hold them. Raises
+        :class:`DbError` when nothing arrives for ``timeout`` s (the client's timeout)."""
+        run = self.c._run
+        batches = self.adb.traverse_batches(with_empty=with_empty,
+                                            timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
         try:
-            start = T.TraverseStartExt(db_id=self.db_id, reqid=0, srvid=srvid, withemptyrecords=with_empty)
-            self.c._checked(Opcode.TRAVERSE_START_EXT, start.pack())
             while True:
-                data = self.c.wait_message(srvid, self.c.timeout if timeout is None else timeout)
-                if data is None:
-                    raise DbError("traverse timed out")
-                rec = RecData.unpack(data)
-                if not rec.key and not rec.data:
+                try:
+                    batch = run(batches.__anext__)
+                except StopAsyncIteration:
                     return
-                rec = RecData.unpack(data, with_header=True)
-                assert rec.header is not None
-                yield Record(rec.key, rec.header, rec.data)
+                yield from batch
         finally:
-            with contextlib.suppress(ControlError, OSError):
-                self.c.deregister_srvid(srvid)
+            if not self.c._closed:
+                run(batches.aclose)
 
     def traverse_local(self) -> Iterator[Record]:
         """This node's copy, straight from the file (4.17 ``cattdb``)."""
-        for key, value in self.tdb.traverse():
-            got = record.split_value(value)
-            if got is not None:
-                yield Record(key, got[0], got[1])
+        return self.adb.traverse_local()
 
     # -- persistent transactions -------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self, timeout: float = 60.0) -> Iterator[Transaction]:
-        if not self.persistent and not self.flags & DbFlags.REPLICATED:
-            raise DbError("transactions are for persistent and replicated databases")
-        glock = GLock(self.c, f"transaction_db_0x{self.db_id:08x}".encode() + b"\0")
-        glock.lock(timeout)
-        try:
-            t = Transaction(self)
-            yield t
-            t.commit()
-        finally:
-            glock.unlock()
-
-
-class LockedRecord:
-    """A record held under its chain lock; ``data`` is its value (b"" when new).
-
-    Written for the hot path of a node-local workload: one chainlock, one fetch, one
-    store and one unlock, no per-record objects beyond this one."""
-
-    __slots__ = ("db", "key", "_raw_header", "data", "deleted")
-
-    def __init__(self, db: ClientDb, key: bytes) -> None:
-        self.db = db
-        self.key = key
-        self.deleted = False
-
-    def __enter__(self) -> LockedRecord:
-        db, key, tdb, pnn = self.db, self.key, self.db.tdb, self.db.c.pnn
-        for _ in range(1000):
-            tdb.chainlock(key)
-            value = tdb.fetch(key)
-            if value is not None and len(value) >= 24:
-                dmaster, flags = _DMASTER_FLAGS.unpack_from(value, 8)
-                if dmaster == pnn and not flags & record.RO_FLAGS:
-                    self._raw_header = value[:24]
-                    self.data = value[24:]
-                    return self
-            tdb.chainunlock(key)
-            call(db.c, db.db_id, key)
-        raise DbError(f"record {key!r} did not arrive after 1000 migrations")
-
-    def __exit__(self, *exc: object) -> None:
-        self.db.tdb.chainunlock(self.key)
-        if self.deleted:
-            self.db.c.control(Opcode.SCHEDULE_FOR_DELETION, KeyData(self.db.db_id, self.header, self.key).pack(),
-                              srvid=self.db.db_id, flags=CTRL_FLAG_NOREPLY)
-
-    @property
-    def header(self) -> LtdbHeader:
-        return LtdbHeader.unpack(self._raw_header)
-
-    def store(self, data: bytes) -> None:
-        # Like Samba, the header goes back as read: the daemon counts RSNs on migration.
-        self.db.tdb.store(self.key, self._raw_header + data)
-        self.data = data
-        self.deleted = False
-
-    def delete(self) -> None:
-        self.store(b"")
-        self.deleted = True
-
-
-class Transaction:
-    """Writes buffered until commit; reads see the local copy plus this transaction."""
-
-    def __init__(self, db: ClientDb) -> None:
-        self.db = db
-        self.writes: dict[bytes, bytes] = {}
-
-    def fetch(self, key: bytes) -> bytes | None:
-        if key in self.writes:
-            return self.writes[key] or None
-        got = record.split_value(self.db.tdb.fetch(key))
-        return got[1] if got and got[1] else None
-
-    def store(self, key: bytes, data: bytes) -> None:
-        self.writes[key] = data
-
-    def delete(self, key: bytes) -> None:
-        self.writes[key] = b""
-
-    def _header(self, key: bytes) -> LtdbHeader:
-        got = record.split_value(self.db.tdb.fetch(key))
-        rsn = got[0].rsn if got else 0
-        return LtdbHeader(rsn=rsn + 1, dmaster=self.db.c.pnn, flags=0)
-
-    def commit(self) -> None:
-        changes = {k: v for k, v in self.writes.items() if self._current(k) != v}
-        if not changes:
-            return
-        old = self.db.tdb.fetch(record.SEQNUM_KEY)
-        got = record.split_value(old)
-        seq = _U64.unpack(got[1])[0] if got and len(got[1]) == 8 else 0
-        changes[record.SEQNUM_KEY] = _U64.pack(seq + 1)
-        recs = tuple(RecData(reqid=0, key=k, data=v, header=self._header(k)) for k, v in changes.items())
-        buf = RecBuffer(self.db.db_id, recs).pack()
-        while True:
-            r = self.db.c.control(Opcode.TRANS3_COMMIT, buf, srvid=self.db.db_id, timeout=120)
-            if r.status == 0:
-                return
-            # 4.17's rule: the local seqnum tells whether a recovery finished the job.
-            now_got = record.split_value(self.db.tdb.fetch(record.SEQNUM_KEY))
-            now = _U64.unpack(now_got[1])[0] if now_got and len(now_got[1]) == 8 else 0
-            if now == seq + 1:
-                return
-            if now != seq:
-                raise DbError(f"transaction on {self.db.name} lost: seqnum {now}, expected {seq} or {seq + 1}")
-            time.sleep(0.1)
-
-    def _current(self, key: bytes) -> bytes:
-        got = record.split_value(self.db.tdb.fetch(key))
-        return got[1] if got else b""
+    def transaction(self, timeout: float = 60.0) -> AbstractContextManager[Transaction]:
+        """``with db.transaction() as t:`` -- the writes made in the block are committed
+        on every node when it ends (nothing is written if it raises). Waits up to
+        ``timeout`` s for other writers."""
+        if self.c._closed:
+            raise DbError("client is closed")
+        return self.c.portal.wrap(self.adb.transaction(timeout))
 
 
 class GLock:
-    """ctdb's own g_lock (4.17 client/client_db.c): a list of holders in a record of
-    the volatile ``g_lock.tdb``, changed under that record's fetch_lock."""
+    """ctdb's g_lock (see :mod:`ctdbcore.client.glock`), blocking: a write lock on
+    ``key`` in ``g_lock.tdb``."""
 
     def __init__(self, c: Client, key: bytes) -> None:
+        from ctdbcore.client.glock import GLock as AsyncGLock
+
         self.c = c
         self.key = key
         self.db = attach(c, "g_lock.tdb")
-        self.me = (os.getpid(), 0, c.pnn, int.from_bytes(os.urandom(8), "little"))
-
-    def _entries(self, data: bytes) -> list[tuple[int, tuple[int, int, int, int]]]:
-        out = []
-        for off in range(0, len(data) - len(data) % 32, 32):
-            t, pid, task, vnn, uid = _GLOCK_ENTRY.unpack_from(data, off)
-            out.append((t, (pid, task, vnn, uid)))
-        return out
-
-    def _pack(self, entries) -> bytes:
-        return b"".join(_GLOCK_ENTRY.pack(t, *sid) for t, sid in entries)
-
-    def _alive(self, sid: tuple[int, int, int, int]) -> bool:
-        pid, _, vnn, _ = sid
-        r = self.c.control(Opcode.PROCESS_EXISTS, struct.pack("<i", pid), destnode=vnn)
-        return r.status == 0
+        self._glock: AsyncGLock = AsyncGLock(c.aio, self.db.adb, key)
+        self.me = self._glock.me
 
     def lock(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            with self.db.fetch_lock(self.key) as rec:
-                entries = [e for e in self._entries(rec.data) if e[1] != self.me]
-                if not entries:
-                    rec.store(self._pack([(GLOCK_WRITE, self.me)]))
-                    return
-                holders = [e for e in entries if self._alive(e[1])]
-                if len(holders) != len(entries):
-                    rec.store(self._pack(holders))  # the dead do not hold locks
-                    continue
-            if time.monotonic() > deadline:
-                raise DbError(f"g_lock {self.key!r} held by {holders[0][1]}")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        """Take the lock, waiting up to ``timeout`` s (DbError after that)."""
+        self.c._run(self._glock.lock, timeout)
 
     def unlock(self) -> None:
-        with self.db.fetch_lock(self.key) as rec:
-            entries = [e for e in self._entries(rec.data) if e[1] != self.me]
-            rec.store(self._pack(entries))
-        self.db.close()
+        try:
+            self.c._run(self._glock.unlock)
+        finally:
+            self.db.close()

@@ -169,6 +169,17 @@ class Calls:
         for call in calls:
             self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
 
+    def resend_db(self, db_id: int) -> None:
+        """A database thawed outside a recovery (wipedb, restoredb): its waiting calls
+        start over, as 4.17's ``ctdb_call_resend_db``."""
+        calls = [c for c in self.pending.values() if c.db_id == db_id]
+        calls += [c for c in self.deferred if c.db_id == db_id]
+        for call in calls:
+            self.pending.pop(call.reqid, None)
+        self.deferred = [c for c in self.deferred if c.db_id != db_id]
+        for call in calls:
+            self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
+
     # -- from nodes ----------------------------------------------------------------------
 
     def _valid(self, src: int, pkt) -> Database | None:

@@ -43,6 +43,7 @@ class Freeze:
 class Push:
     srvid: int
     count: int = 0
+    failed: bool = False  # a bad record: later buffers are ignored, as 4.17 does
 
 
 @attrs.define(eq=False)
@@ -133,6 +134,7 @@ class DbService:
         f = self._freezes.get(db.db_id)
         if f is not None:
             self._thaw(db, f)
+        self.calls.resend_db(db.db_id)
 
     def thaw_all(self) -> None:
         for db_id, f in list(self._freezes.items()):
@@ -228,18 +230,23 @@ class DbService:
             return False
         db = self.get(db_id)
         push = self._pushes.get(db_id)
-        if db is None or push is None:
+        if db is None or push is None or push.failed:
             return True
         try:
             _, records = marshall.unpack(data)
         except ValueError as e:
             log.error("Bad push buffer for %s: %s", db.name, e)
+            push.failed = True
             return True
         pnn = self.d.pnn
         store = db.tdb.store
         for key, value in records:
             if len(value) < record.HEADER_SIZE:
-                continue
+                # 4.17 keeps what it stored but counts none of this buffer: the
+                # sender sees a short count at DB_PUSH_CONFIRM.
+                log.error("Bad ltdb record in push for %s", db.name)
+                push.failed = True
+                return True
             _, dmaster = marshall.rsn_dmaster(value)
             flags = marshall.flags_of(value)
             if flags & record.RO_FLAGS or (db.volatile and dmaster == pnn):
@@ -248,7 +255,7 @@ class DbService:
                 value = marshall.with_flags(value, flags & ~record.RO_FLAGS,
                                             rsn_delta=1 if db.volatile and dmaster == pnn else 0)
             store(key, value)
-            push.count += 1
+        push.count += len(records)
         return True
 
     def push_confirm(self, db: Database) -> tuple[int, bytes, bytes]:
@@ -313,8 +320,6 @@ class DbService:
             if db.volatile and header.dmaster != self.d.pnn:
                 continue
             if not data and not with_empty:
-                continue
-            if key == record.SEQNUM_KEY and not db.volatile:
                 continue
             self._traverse_data(dest, RecData(reqid=tid, key=key, data=data, header=header))
             sent += 1

@@ -165,8 +165,7 @@ async def db_freeze(d, req, src, client):
     db = _db(d, req.data)
     if db is None:
         return _unknown(req.data)
-    if d.recmode != RecMode.ACTIVE:
-        return (-1, b"", b"freeze requires recovery mode")
+    # No recovery mode needed: 4.17's wipedb and restoredb freeze a database by itself.
     return await d.dbs.freeze(db, float(d.tunables.get("RecoverTimeout")))
 
 

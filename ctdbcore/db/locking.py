@@ -170,6 +170,17 @@ async def record_lock(tdb: Tdb, key: bytes, timeout: float | None = None,
         finally:
             tdb.chainunlock(key)
         return
+    async with helper_record_lock(tdb, key, timeout, stats):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def helper_record_lock(tdb: Tdb, key: bytes, timeout: float | None = None,
+                             stats: LockStats = STATS) -> AsyncIterator[None]:
+    """:func:`record_lock` without trying first: a helper process takes the lock and
+    this context only marks it. For a thread that found the lock busy and will use the
+    record itself once the helper has it (the blocking client's caller thread):
+    marking has no owner thread, a lock taken here would belong to the loop's."""
     async with _helper_holding(tdb, key.hex(), timeout, stats):
         tdb.chainlock_mark(key)
         try:

@@ -62,6 +62,31 @@ def unpack(buf: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
     return db_id, out
 
 
+def walk(body: bytes, count: int) -> Iterator[tuple[bytes, bytes]]:
+    """The ``count`` records of a buffer's body (what follows db_id and count), one by
+    one, refusing (ValueError) at the first one 4.17's ``ctdb_rec_data_pull_data``
+    refuses: a record that does not fit the rest of the buffer or its own length field.
+    A length field below 4 passes there (its size_t arithmetic wraps), so it does here."""
+    off = 0
+    for i in range(count):
+        if len(body) - off < 4:
+            raise ValueError(f"record {i} has no length field")
+        (length,) = _U32.unpack_from(body, off)
+        if length > len(body) - off or 4 <= length < 16:
+            raise ValueError(f"record {i} has a bad length {length}")
+        if len(body) - off < 16:
+            raise ValueError(f"record {i} ends inside its header")
+        _length, _reqid, keylen, datalen = _REC.unpack_from(body, off)
+        if length >= 16 and (keylen > length - 16 or datalen > length - 16 - keylen):
+            raise ValueError(f"record {i} is longer than its length field")
+        k0 = off + 16
+        end = k0 + keylen + datalen
+        if end > len(body):
+            raise ValueError(f"record {i} runs past the end of the buffer")
+        yield body[k0 : k0 + keylen], body[k0 + keylen : end]
+        off = end
+
+
 def rsn_dmaster(value: bytes) -> tuple[int, int]:
     return _RSN_DMASTER.unpack_from(value)
 

@@ -76,7 +76,7 @@ from ctdbcore.protocol.constants import (
     NodeFlags,
 )
 from ctdbcore.tools import ctdb_format as fmt
-from ctdbcore.tools import ctdb_ip, ctdb_records
+from ctdbcore.tools import ctdb_backup, ctdb_ip, ctdb_records
 
 # -- usage text (4.17.12, popt's help + the command table) ----------------------------------
 
@@ -950,10 +950,10 @@ COMMANDS: tuple[Command, ...] = (
     _C("moveip", ctdb_ip.control_moveip, False, False, "move an ip address to another node", "<ip> <node>"),
     _C("addip", ctdb_ip.control_addip, False, True, "add an ip address to a node", "<ip/mask> <iface>"),
     _C("delip", ctdb_ip.control_delip, False, True, "delete an ip address from a node", "<ip>"),
-    _C("backupdb", None, False, False, "backup a database into a file", "<dbname|dbid> <file>"),
-    _C("restoredb", None, False, False, "restore a database from a file", "<file> [dbname]"),
-    _C("dumpdbbackup", None, True, False, "dump database from a backup file", "<file>"),
-    _C("wipedb", None, False, False, "wipe the contents of a database.", "<dbname|dbid>"),
+    _C("backupdb", ctdb_backup.control_backupdb, False, False, "backup a database into a file", "<dbname|dbid> <file>"),
+    _C("restoredb", ctdb_backup.control_restoredb, False, False, "restore a database from a file", "<file> [dbname]"),
+    _C("dumpdbbackup", ctdb_backup.control_dumpdbbackup, True, False, "dump database from a backup file", "<file>"),
+    _C("wipedb", ctdb_backup.control_wipedb, False, False, "wipe the contents of a database.", "<dbname|dbid>"),
     _C("leader", control_leader, False, True, "show the pnn of the leader"),
     _C("event", control_event, True, False, "event and event script commands"),
     _C("scriptstatus", control_scriptstatus, True, False, "show event script status",

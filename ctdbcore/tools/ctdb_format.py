@@ -15,7 +15,6 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
-import cattrs
 
 from ctdbcore.protocol.constants import (
     INACTIVE,
@@ -367,11 +366,16 @@ class StatusView:
     leader: int | None
 
 
-_converter = cattrs.Converter()
+_converter: Any = None
 
 
 def to_json_obj(view: Any) -> Any:
     """Unstructure an attrs view into JSON-ready dicts and lists."""
+    global _converter
+    if _converter is None:
+        import cattrs  # only --json needs it; imported then, for the CLI's start-up
+
+        _converter = cattrs.Converter()
     return _converter.unstructure(view)
 
 

@@ -37,7 +37,7 @@ def test_async_client_end_to_end(local_cluster) -> None:
             async with db1.fetch_lock(b"k0") as rec:
                 assert rec.header.dmaster == 1
 
-            seen = sorted([k async for k, _, _ in db0.traverse()])
+            seen = sorted([r.key async for r in db0.traverse()])
             assert seen == sorted(f"k{i}".encode() for i in range(20))
 
             # messages between the two clients, through both daemons

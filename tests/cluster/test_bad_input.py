@@ -60,7 +60,7 @@ def test_garbage_on_the_unix_socket(lc) -> None:
     sock = lc.socket(0)
     # A packet with a bad magic is dropped, the connection stays usable.
     with Client(sock) as c:
-        c._sock.sendall(struct.pack("<8I", 40, 0xDEADBEEF, 1, 0, 7, 0, 0, 1) + b"\0" * 8)
+        c.send_raw(struct.pack("<8I", 40, 0xDEADBEEF, 1, 0, 7, 0, 0, 1) + b"\0" * 8)
         assert c.get_pnn() == 0
     # A zero length ends that connection only.
     s = socket.socket(socket.AF_UNIX)
@@ -72,7 +72,7 @@ def test_garbage_on_the_unix_socket(lc) -> None:
     # An unknown control gets status -1, an unknown operation is ignored.
     with Client(sock) as c:
         assert c.control(200).status == -1
-        c._sock.sendall(struct.pack("<8I", 32, 0x43544442, 1, 0, 77, 0, 0, 2))
+        c.send_raw(struct.pack("<8I", 32, 0x43544442, 1, 0, 77, 0, 0, 2))
         assert c.get_pnn() == 0
     assert "OK (THIS NODE)" in ctdb(lc, 0, "status")
 
