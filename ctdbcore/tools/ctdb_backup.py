@@ -182,10 +182,9 @@ def _open_backup(t, path: str) -> tuple[BinaryIO, bf.Header] | int:
 # -- commands ---------------------------------------------------------------------------
 
 
-def control_backupdb(t, args: list[str]) -> int:
-    if len(args) != 2:
-        t.usage("backupdb")
-    found = db_lookup(t, args[0])
+def _lookup_and_attach(t, arg: str) -> tuple[int, str, int, ClientDb] | int:
+    """The database named by ``arg``, attached; or the exit code, its message printed."""
+    found = db_lookup(t, arg)
     if found is None:
         return 1
     db_id, name, flags = found
@@ -193,6 +192,16 @@ def control_backupdb(t, args: list[str]) -> int:
     if db is None:
         t.eprint(f"Failed to attach to DB {name}\n")
         return code
+    return db_id, name, flags, db
+
+
+def control_backupdb(t, args: list[str]) -> int:
+    if len(args) != 2:
+        t.usage("backupdb")
+    opened = _lookup_and_attach(t, args[0])
+    if isinstance(opened, int):
+        return opened
+    db_id, name, flags, db = opened
     try:
         return _write_backup(t, db, args[1], flags)
     finally:
@@ -329,14 +338,10 @@ def _push(t, db_id: int, pnns: list[int], f: BinaryIO, header: bf.Header) -> Non
 def control_wipedb(t, args: list[str]) -> int:
     if len(args) != 1:
         t.usage("wipedb")
-    found = db_lookup(t, args[0])
-    if found is None:
-        return 1
-    db_id, name, flags = found
-    db, code = _attach(t, name, flags)
-    if db is None:
-        t.eprint(f"Failed to attach to DB {name}\n")
-        return code
+    opened = _lookup_and_attach(t, args[0])
+    if isinstance(opened, int):
+        return opened
+    db_id, name, flags, db = opened
     try:
         cluster = _cluster(t)
         if isinstance(cluster, int):
