@@ -15,11 +15,11 @@ import anyio
 import attrs
 
 from ctdbcore.daemon.calls import Calls
-from ctdbcore.db import marshall, record
+from ctdbcore.db import marshall, record, tdbfast
 from ctdbcore.db.database import Database
 from ctdbcore.db.locking import freeze_lock
 from ctdbcore.db.registry import AttachError, Databases
-from ctdbcore.db.tdb import TdbFlags
+from ctdbcore.db.tdb import TDB_REPLACE, TdbFlags
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import INACTIVE, INVALID_GENERATION, Opcode, RecMode
@@ -238,8 +238,14 @@ class DbService:
             log.error("Bad push buffer for %s: %s", db.name, e)
             push.failed = True
             return True
+        # Every record of every database passes here in a recovery: plain ints instead
+        # of flag enums, and libtdb's store called directly.
         pnn = self.d.pnn
-        store = db.tdb.store
+        volatile = db.volatile
+        ro_flags = int(record.RO_FLAGS)
+        handle = db.tdb.handle
+        store, Datum = tdbfast.store_datum, tdbfast.Datum
+        header_of, with_flags = marshall.header_fields, marshall.with_flags
         for key, value in records:
             if len(value) < record.HEADER_SIZE:
                 # 4.17 keeps what it stored but counts none of this buffer: the
@@ -247,14 +253,14 @@ class DbService:
                 log.error("Bad ltdb record in push for %s", db.name)
                 push.failed = True
                 return True
-            _, dmaster = marshall.rsn_dmaster(value)
-            flags = marshall.flags_of(value)
-            if flags & record.RO_FLAGS or (db.volatile and dmaster == pnn):
+            _, dmaster, flags = header_of(value)
+            mine = volatile and dmaster == pnn
+            if mine or flags & ro_flags:
                 # Read-only delegations do not survive a recovery; the data master's
                 # own store counts one more RSN, as every dmaster write does.
-                value = marshall.with_flags(value, flags & ~record.RO_FLAGS,
-                                            rsn_delta=1 if db.volatile and dmaster == pnn else 0)
-            store(key, value)
+                value = with_flags(value, flags & ~ro_flags, rsn_delta=1 if mine else 0)
+            if store(handle, Datum(key, len(key)), Datum(value, len(value)), TDB_REPLACE) != 0:
+                tdbfast.raise_error(db.tdb, "store")
         push.count += len(records)
         return True
 

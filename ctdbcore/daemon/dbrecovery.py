@@ -111,8 +111,9 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
 
     merged: dict[bytes, bytes] = {}
     marks.append(("txn", time.perf_counter()))
-    for pnn in sources:
-        await _pull(d, pnn, info, merged, volatile, timeout)
+    # All sources stream at once (4.17 pulls in parallel too); the merge rule does not
+    # depend on the order in which the copies arrive, except between equal RSNs.
+    await d._each(sources, lambda pnn: _pull(d, pnn, info, merged, volatile, timeout))
     marks.append(("pull", time.perf_counter()))
 
     await all_nodes(Opcode.WIPE_DATABASE, trans)
@@ -179,9 +180,7 @@ def _push_buffers(leader: int, db_id: int, merged: dict[bytes, bytes], volatile:
     """Marshall buffers of at most RecBufferSizeLimit bytes; empty records are dropped
     (that is how a deletion wins), volatile ones all start out on the leader."""
     header = record.HEADER_SIZE
+    items = [(k, v) for k, v in merged.items() if len(v) > header]
     if volatile:
-        items = [(k, marshall.with_dmaster(v, leader, RecordFlags.MIGRATED_WITH_DATA))
-                 for k, v in merged.items() if len(v) > header]
-    else:
-        items = [(k, v) for k, v in merged.items() if len(v) > header]
+        return marshall.pack_claimed(db_id, items, leader, int(RecordFlags.MIGRATED_WITH_DATA)), len(items)
     return list(marshall.pack_limited(db_id, items)), len(items)

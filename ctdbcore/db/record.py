@@ -58,14 +58,15 @@ def volatile_store(header: LtdbHeader, data: bytes, *, pnn: int, is_lmaster: boo
     is what makes the dmaster's copy the newest one everywhere.
     """
     flags = header.flags
-    keep = bool(
-        data
-        or flags & RO_FLAGS
-        or flags & RecordFlags.AUTOMATIC
-        or flags & RecordFlags.MIGRATED_WITH_DATA
-        or header.dmaster == pnn
-        or (is_lmaster and not (flags & RecordFlags.VACUUM_MIGRATED and header.dmaster != pnn))
-    )
+    if data or flags & (RO_FLAGS | RecordFlags.AUTOMATIC | RecordFlags.MIGRATED_WITH_DATA):
+        keep = True
+    elif is_lmaster:
+        # The lmaster normally keeps even an empty record (a local client expects it to
+        # exist after a migration), except one that a vacuum run just brought home to
+        # this node: that is the point of fetching it home.
+        keep = not flags & RecordFlags.VACUUM_MIGRATED or header.dmaster != pnn
+    else:
+        keep = header.dmaster == pnn
     if not keep:
         return None
     rsn = header.rsn

@@ -57,9 +57,17 @@ def test_empty_record_of_another_node_is_deleted_unless_lmaster() -> None:
     assert volatile_store(empty, b"", pnn=1, is_lmaster=True) == empty
 
 
-def test_vacuum_migrated_empty_record_not_kept_by_lmaster_for_others() -> None:
-    h = LtdbHeader(rsn=3, dmaster=2, flags=RecordFlags.VACUUM_MIGRATED)
-    assert volatile_store(h, b"", pnn=1, is_lmaster=True) is None
+def test_lmaster_drops_an_empty_record_a_vacuum_run_brought_home() -> None:
+    # 4.17 ctdb_ltdb_store_server: deleted when this lmaster is now its dmaster ...
+    home = LtdbHeader(rsn=3, dmaster=1, flags=RecordFlags.VACUUM_MIGRATED)
+    assert volatile_store(home, b"", pnn=1, is_lmaster=True) is None
+    # ... kept (as the lmaster keeps any empty record) when another node holds it,
+    away = LtdbHeader(rsn=3, dmaster=2, flags=RecordFlags.VACUUM_MIGRATED)
+    assert volatile_store(away, b"", pnn=1, is_lmaster=True) == LtdbHeader(rsn=3, dmaster=2)
+    # ... and kept when it once carried data, so that its emptiness wins in a recovery.
+    was_data = LtdbHeader(rsn=3, dmaster=1, flags=RecordFlags.VACUUM_MIGRATED | RecordFlags.MIGRATED_WITH_DATA)
+    assert volatile_store(was_data, b"", pnn=1, is_lmaster=True) == LtdbHeader(
+        rsn=4, dmaster=1, flags=RecordFlags.MIGRATED_WITH_DATA)
 
 
 def test_migrated_with_data_survives_when_empty() -> None:
