@@ -1,5 +1,5 @@
 """Read-only delegations and sticky records across three real ctdbd processes
-(loopback mode, 127.0.0.234-236 and 237-239; 4.17 server/ctdb_call.c).
+(loopback mode, 127.0.0.101-109 and 247-249; 4.17 server/ctdb_call.c).
 
 With the READONLY flag on a database (``ctdb setdbreadonly``, on every node: 4.17's
 flag is per node), a read that wants a read-only copy is answered by the data master
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 
 import pytest
 
@@ -46,12 +47,12 @@ def client(lc, pnn: int):
         c.close()
 
 
-def local_record(lc, pnn: int):
+def local_record(lc, pnn: int, key: bytes = KEY):
     """(header, data) as node pnn's file holds the record."""
     with client(lc, pnn) as c:
         db = attach(c, DB)
         try:
-            return record.split_value(db.tdb.fetch(KEY))
+            return record.split_value(db.tdb.fetch(key))
         finally:
             db.close()
 
@@ -75,7 +76,7 @@ def cattdb_flags(lc, pnn: int) -> tuple[int, str]:
 
 
 def test_read_only_copies_local_reads_and_revoke_on_write(local_cluster) -> None:
-    lc = up(local_cluster, 234)
+    lc = up(local_cluster, 101)
     with client(lc, 0) as c:
         assert list(c.get_vnnmap().map) == ALL
     with client(lc, 0) as c:
@@ -138,16 +139,28 @@ def test_read_only_copies_local_reads_and_revoke_on_write(local_cluster) -> None
             assert attach(c, DB).fetch(KEY, readonly=True) == b"v1"
     h1, _ = local_record(lc, 1)
     assert h1.dmaster == 1 and h1.flags & RecordFlags.RO_HAVE_DELEGATIONS
+    # A write by the data master's own client revokes too, and the record stays there.
+    revokes = stats(lc, 1).total_ro_revokes
+    with client(lc, 1) as c:
+        attach(c, DB).store(KEY, b"v2")
+    assert stats(lc, 1).total_ro_revokes == revokes + 1
+    h1, _ = local_record(lc, 1)
+    assert h1.dmaster == 1 and not h1.flags & RO
+    for pnn in (0, 2):
+        h, data = local_record(lc, pnn)
+        assert not h.flags & RO and data == b"v1"
+        with client(lc, pnn) as c:
+            assert attach(c, DB).fetch(KEY, readonly=True) == b"v2"
     for pnn in (2, 0, 1):
         with client(lc, pnn) as c:
-            assert attach(c, DB).fetch(KEY) == b"v1"
+            assert attach(c, DB).fetch(KEY) == b"v2"
         h, _ = local_record(lc, pnn)
         assert h.dmaster == pnn and not h.flags & RO
     assert stats(lc, 1).total_ro_revokes >= 1
 
 
 def test_recovery_clears_read_only_copies(local_cluster) -> None:
-    lc = up(local_cluster, 237)
+    lc = up(local_cluster, 104)
     with client(lc, 0) as c:
         attach(c, DB).store(KEY, b"v0")
     for pnn in ALL:
@@ -170,7 +183,7 @@ def test_recovery_clears_read_only_copies(local_cluster) -> None:
 
 
 def test_without_the_readonly_flag_a_read_only_wish_migrates_the_record(local_cluster) -> None:
-    lc = up(local_cluster, 244)
+    lc = up(local_cluster, 107)
     with client(lc, 0) as c:
         attach(c, DB).store(KEY, b"v0")
     assert " READONLY" not in ctdb(lc, 0, "getdbmap")
@@ -188,3 +201,43 @@ def test_without_the_readonly_flag_a_read_only_wish_migrates_the_record(local_cl
     assert ctdb(lc, 1, "readkey", DB, KEY.decode(), "readonly") == "Data: size:2 ptr:[v0]\n"
     assert local_record(lc, 1)[0].dmaster == 1
     assert all(stats(lc, p).total_ro_delegations == 0 for p in ALL)
+
+
+def _bounce(lc, key: bytes) -> float:
+    """Node 1 writes ``key`` (lmaster 0), node 2 reads it (its call reaches node 1
+    through node 0: hopcount 1), node 1 takes it back; then the seconds node 0 needs to
+    read it."""
+    for pnn in (1, 2, 1):
+        with client(lc, pnn) as c:
+            attach(c, DB).store(key, b"from %d" % pnn)
+    assert local_record(lc, 1, key)[0].dmaster == 1
+
+    with client(lc, 0) as c:
+        db = attach(c, DB)
+        t0 = time.monotonic()
+        assert db.fetch(key) == b"from 1"
+        return time.monotonic() - t0
+
+
+def test_sticky_record_is_pinned_on_its_node_for_sticky_pindown(local_cluster) -> None:
+    lc = up(local_cluster, 247)
+    with client(lc, 0) as c:
+        assert list(c.get_vnnmap().map) == ALL
+        attach(c, DB)
+    for pnn in ALL:
+        ctdb(lc, pnn, "setvar", "HopcountMakeSticky", "1")
+        ctdb(lc, pnn, "setvar", "StickyPindown", "2500")
+    # Without the STICKY flag nothing waits.
+    assert _bounce(lc, KEY) < 1.0
+    for pnn in ALL:
+        ctdb(lc, pnn, "setdbsticky", DB)
+        assert " STICKY" in ctdb(lc, pnn, "getdbmap")
+    key = KEY + b"s"
+    while record.lmaster(key, ALL) != 0:
+        key += b"s"
+    # Node 1 served a call that needed a redirect, so the record is sticky there; when
+    # it comes back to node 1 it is pinned down, and node 0's call waits for the end
+    # of the pin-down (2.5 s) before the record moves.
+    waited = _bounce(lc, key)
+    assert 2.0 < waited < 10.0, waited
+    assert local_record(lc, 0, key)[0].dmaster == 0
