@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from ctdbcore.client.db import attach
+from ctdbcore.client.db import attach, call
 from ctdbcore.client.sync import Client
 from ctdbcore.db import record
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import Opcode, RecordFlags
+from ctdbcore.protocol.constants import FETCH_FUNC, WANT_READONLY, Opcode, RecordFlags
 from tests.cluster.helpers import ctdb, wait_for
 
 pytestmark = pytest.mark.slow
@@ -114,6 +114,16 @@ def test_read_only_copies_local_reads_and_revoke_on_write(local_cluster) -> None
         assert ctdb(lc, pnn, "readkey", DB, KEY.decode(), "readonly") == "Data: size:2 ptr:[v0]\n"
     assert [record_packets(lc, p) for p in ALL] == before
     assert sum(before) > 0  # the counters do count: the delegations above were seen
+
+    # Samba's unlocked read (ctdbd_parse): FETCH with WANT_READONLY. The daemon sends it
+    # as FETCH_WITH_HEADER and hands the client the value alone, from node 0 (another
+    # delegation) or locally on node 0.
+    for pnn in (2, 0):
+        with client(lc, pnn) as c:
+            db = attach(c, DB)
+            assert call(c, db.db_id, KEY, callid=FETCH_FUNC, flags=WANT_READONLY) == b"v0"
+            db.close()
+    assert stats(lc, 0).total_ro_delegations == 3
 
     # A write on node 1: node 0 revokes every copy first, then the record moves to node 1.
     with client(lc, 1) as c:
