@@ -68,8 +68,9 @@ class Revoke:
     """A revoke of a record's read-only copies in progress on its data master; the
     calls for that record wait for its end (4.17 ``revokechild_handle``)."""
 
-    deferred: list = attrs.Factory(list)  # (callable, wants read-only)
+    deferred: list = attrs.Factory(list)  # (callable, args, wants read-only)
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
+    failed: bool = False
 
 
 class Calls:
@@ -375,6 +376,7 @@ class Calls:
                         return
                     if failed:
                         log.log(25, "Revoke of read-only copies failed on nodes %s, retrying", failed)
+                        rv.failed = True
                     self.store(db, key, new, got[1])
         finally:
             if db.revokes.get(key) is rv:
@@ -382,9 +384,12 @@ class Calls:
             self._requeue_revoke_waiters(rv)
 
     def _requeue_revoke_waiters(self, rv: Revoke) -> None:
+        # The next call retries a failed revoke (a copy holder died: until the recovery
+        # that follows clears every copy); a short pause keeps that from spinning.
+        pause = 0.1 if rv.failed else 0.0
         for fn, args, want_ro in rv.deferred:
             # 4.17 gives read/write requests a second's head start over read-only ones.
-            self.d.spawn(self._later, 1.0 if want_ro else 0.0, fn, *args)
+            self.d.spawn(self._later, (1.0 if want_ro else 0.0) + pause, fn, *args)
         rv.deferred.clear()
 
     async def _later(self, delay: float, fn, *args) -> None:
