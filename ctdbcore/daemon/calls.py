@@ -6,6 +6,13 @@ master redirects it to the lmaster, which always knows the current one; the data
 hands the record over (REQ_DMASTER through the lmaster, REPLY_DMASTER to the requester)
 and the requester runs the call on its now-local copy.
 
+On a READONLY database a call wanting a read-only copy is answered by the data master
+with a copy (REPLY_CALL carrying a header), and a call without that wish on a record
+with copies out first revokes them (UPDATE_RECORD to every holder) while the calls for
+that record wait. On a STICKY database a record that arrives at a node where it became
+sticky is pinned down there for StickyPindown ms. The header rules are in
+:mod:`ctdbcore.db.record`, the sticky table in :mod:`ctdbcore.db.sticky`.
+
 Every step holds the record's chain lock only for code that does not await, so two
 tasks of this daemon never interleave on one record, and smbd (which locks the same
 chains in the same file) sees 4.17's locking.
