@@ -30,12 +30,12 @@ from ctdbcore.client.dbfiles import close_shared, open_shared
 from ctdbcore.client.errors import DEFAULT_TIMEOUT, DbError
 from ctdbcore.client.glock import GLock
 from ctdbcore.client.inbox import shielded
-from ctdbcore.client.records import MAX_MIGRATIONS, HeldRecord, Record, local_value, usable_here
+from ctdbcore.client.records import MAX_MIGRATIONS, HeldRecord, Record, local_value, readable_here, usable_here
 from ctdbcore.client.transaction import Transaction
 from ctdbcore.db import record
 from ctdbcore.db.tdb import TdbBusy
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, DbFlags, Opcode
+from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, IMMEDIATE_MIGRATION, WANT_READONLY, DbFlags, Opcode
 from ctdbcore.protocol.records import KeyData, LtdbHeader, RecData
 
 # ctdb_rec_data: length, reqid, keylen, datalen.
@@ -97,22 +97,31 @@ class AsyncClientDb:
     # -- volatile records --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def fetch_lock(self, key: bytes, *, timeout: float | None = None) -> AsyncIterator[HeldRecord]:
+    async def fetch_lock(self, key: bytes, *, readonly: bool = False,
+                         timeout: float | None = None) -> AsyncIterator[HeldRecord]:
         """Hold ``key`` locked in this node's copy, migrating it here first if this node
         is not its data master. Reads and writes inside the block are local. A lock
         another process holds is waited for up to ``timeout`` s (TimeoutError).
-        Do not await other work on the same database inside the block."""
+        Do not await other work on the same database inside the block.
+
+        ``readonly=True`` (4.17 ``ctdb_fetch_lock(..., readonly)``): the record is only
+        read, so a read-only copy will do. On a database with the READONLY flag on this
+        node and on the data master's, the data master hands this node a copy instead of
+        the record, and later reads here use the copy with no daemon traffic until a
+        writer somewhere revokes it. Elsewhere it is an ordinary migration."""
         if self.persistent:
             raise DbError("persistent databases are changed in transactions")
+        usable = readable_here if readonly else usable_here
+        flags = IMMEDIATE_MIGRATION | (WANT_READONLY if readonly else 0)
         for _ in range(MAX_MIGRATIONS):
             async with self._chain_locked(key, timeout):
                 value = self.tdb.fetch(key)
-                if usable_here(value, self.c.pnn):
+                if usable(value, self.c.pnn):
                     assert value is not None
-                    rec = HeldRecord(self.tdb, key, value)
+                    rec = HeldRecord(self.tdb, key, value, readonly)
                     yield rec
                     break
-            await self.c.call(self.db_id, key)
+            await self.c.call(self.db_id, key, flags=flags)
         else:
             raise DbError(f"record {key!r} did not arrive after {MAX_MIGRATIONS} migrations")
         if rec.deleted:
@@ -151,12 +160,13 @@ class AsyncClientDb:
         await self.c.control(Opcode.SCHEDULE_FOR_DELETION, KeyData(self.db_id, header, key).pack(),
                              srvid=self.db_id, flags=CTRL_FLAG_NOREPLY)
 
-    async def fetch(self, key: bytes) -> bytes | None:
+    async def fetch(self, key: bytes, *, readonly: bool = False) -> bytes | None:
         """The record's value (None when missing or empty). A persistent database is
-        read from this node's copy, which every commit updates."""
+        read from this node's copy, which every commit updates. ``readonly``: a
+        read-only copy will do (see :meth:`fetch_lock`)."""
         if self.persistent:
             return local_value(self.tdb, key)
-        async with self.fetch_lock(key) as rec:
+        async with self.fetch_lock(key, readonly=readonly) as rec:
             return rec.data or None
 
     async def store(self, key: bytes, data: bytes) -> None:

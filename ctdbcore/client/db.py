@@ -30,7 +30,7 @@ from ctdbcore.client.errors import DEFAULT_TIMEOUT, ControlError, ControlTimeout
 from ctdbcore.client.records import Record, local_value
 from ctdbcore.client.sync import Client
 from ctdbcore.client.transaction import Transaction
-from ctdbcore.protocol.constants import IMMEDIATE_MIGRATION, NULL_FUNC, DbFlags
+from ctdbcore.protocol.constants import IMMEDIATE_MIGRATION, NULL_FUNC, WANT_READONLY, DbFlags
 from ctdbcore.protocol.records import LtdbHeader
 
 if TYPE_CHECKING:
@@ -125,20 +125,22 @@ class ClientDb:
 
     # -- volatile records --------------------------------------------------------------
 
-    def fetch_lock(self, key: bytes) -> LockedRecord:
+    def fetch_lock(self, key: bytes, *, readonly: bool = False) -> LockedRecord:
         """Hold ``key`` locked in this node's copy (``with db.fetch_lock(k) as rec:``),
         migrating it here first if this node is not its data master. Reads and writes
-        inside the block are local."""
+        inside the block are local. ``readonly=True``: only reads, and a read-only copy
+        will do (see :meth:`AsyncClientDb.fetch_lock`)."""
         if self._persistent:
             raise DbError("persistent databases are changed in transactions")
-        return self._locked_record(self, key)
+        return self._locked_record(self, key, readonly) if readonly else self._locked_record(self, key)
 
-    def fetch(self, key: bytes) -> bytes | None:
+    def fetch(self, key: bytes, *, readonly: bool = False) -> bytes | None:
         """The record's value (None when missing or empty). A persistent database is
-        read from this node's copy, in the caller's thread."""
+        read from this node's copy, in the caller's thread. ``readonly``: a read-only
+        copy will do."""
         if self._persistent:
             return local_value(self.tdb, key)
-        with self.fetch_lock(key) as rec:
+        with self.fetch_lock(key, readonly=readonly) as rec:
             return rec.data or None
 
     def store(self, key: bytes, data: bytes) -> None:
@@ -160,8 +162,9 @@ class ClientDb:
         held.__enter__()
         return held
 
-    def _migrate(self, key: bytes) -> None:
-        self.c._run(self.adb.c.call, self.db_id, key)
+    def _migrate(self, key: bytes, readonly: bool = False) -> None:
+        flags = IMMEDIATE_MIGRATION | (WANT_READONLY if readonly else 0)
+        self.c._run(self.adb.c.call, self.db_id, key, flags=flags)
 
     def _deleted(self, header: LtdbHeader, key: bytes) -> None:
         self.c._run(self.adb.schedule_for_deletion, header, key)

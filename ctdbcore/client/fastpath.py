@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from ctdbcore.client.errors import DbError
-from ctdbcore.client.records import DMASTER_FLAGS, HEADER_SIZE, MAX_MIGRATIONS, RO_FLAGS
+from ctdbcore.client.records import DMASTER_FLAGS, HEADER_SIZE, MAX_MIGRATIONS, RO_FLAGS, RO_READABLE
 from ctdbcore.db import tdbfast
 from ctdbcore.db.tdb import TDB_REPLACE
 from ctdbcore.protocol.records import LtdbHeader
@@ -39,12 +39,14 @@ class LockedRecord:
     Entering takes the lock; a record held by another node is migrated here first.
     Reads and writes inside the block are local; leaving unlocks."""
 
-    __slots__ = ("db", "key", "data", "deleted", "_raw_header", "_datum", "_handle", "_helper")
+    __slots__ = ("db", "key", "data", "deleted", "readonly", "_raw_header", "_datum", "_handle", "_helper")
 
-    def __init__(self, db: ClientDb, key: bytes) -> None:
+    def __init__(self, db: ClientDb, key: bytes, readonly: bool = False) -> None:
         self.db = db
         self.key = key
         self.deleted = False
+        # Held for reading only: a read-only copy will do (and cannot be written).
+        self.readonly = readonly
         self._helper: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> LockedRecord:
@@ -62,7 +64,8 @@ class LockedRecord:
                 # records.usable_here, inlined
                 if len(value) >= HEADER_SIZE:
                     dmaster, flags = _dmaster_flags(value, 8)
-                    if dmaster == db._pnn and not flags & RO_FLAGS:
+                    if (dmaster == db._pnn and not flags & RO_FLAGS) or (
+                            self.readonly and (dmaster == db._pnn or flags & RO_READABLE)):
                         self._raw_header = value[:HEADER_SIZE]
                         self.data = value[HEADER_SIZE:]
                         return self
@@ -78,7 +81,7 @@ class LockedRecord:
         if not h:
             raise DbError(f"database {db.name} is closed")
         if migrate_first:
-            db._migrate(self.key)
+            db._migrate(self.key, self.readonly)
         for _ in range(MAX_MIGRATIONS):
             if _chainlock_nonblock(h, datum):
                 if not tdbfast.busy(h):
@@ -91,12 +94,13 @@ class LockedRecord:
                 raise error
             if value is not None and len(value) >= HEADER_SIZE:
                 dmaster, flags = _dmaster_flags(value, 8)
-                if dmaster == db._pnn and not flags & RO_FLAGS:
+                if (dmaster == db._pnn and not flags & RO_FLAGS) or (
+                        self.readonly and (dmaster == db._pnn or flags & RO_READABLE)):
                     self._raw_header = value[:HEADER_SIZE]
                     self.data = value[HEADER_SIZE:]
                     return self
             self._unlock()
-            db._migrate(self.key)
+            db._migrate(self.key, self.readonly)
         raise DbError(f"record {self.key!r} did not arrive after {MAX_MIGRATIONS} migrations")
 
     def _unlock(self) -> None:
@@ -126,6 +130,8 @@ class LockedRecord:
     def store(self, data: bytes) -> None:
         """Write ``data`` under the header as read: the daemon counts RSNs on
         migration, as Samba does."""
+        if self.readonly:
+            raise DbError("record was fetched read-only")
         value = self._raw_header + data
         if _store(self._handle, self._datum, _Datum(value, len(value)), TDB_REPLACE):
             tdbfast.raise_error(self.db.tdb, "store")

@@ -6,6 +6,13 @@ master redirects it to the lmaster, which always knows the current one; the data
 hands the record over (REQ_DMASTER through the lmaster, REPLY_DMASTER to the requester)
 and the requester runs the call on its now-local copy.
 
+On a READONLY database a call wanting a read-only copy is answered by the data master
+with a copy (REPLY_CALL carrying a header), and a call without that wish on a record
+with copies out first revokes them (UPDATE_RECORD to every holder) while the calls for
+that record wait. On a STICKY database a record that arrives at a node where it became
+sticky is pinned down there for StickyPindown ms. The header rules are in
+:mod:`ctdbcore.db.record`, the sticky table in :mod:`ctdbcore.db.sticky`.
+
 Every step holds the record's chain lock only for code that does not await, so two
 tasks of this daemon never interleave on one record, and smbd (which locks the same
 chains in the same file) sees 4.17's locking.
@@ -18,18 +25,21 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 
-from ctdbcore.db import record
+from ctdbcore.db import marshall, record
 from ctdbcore.db.database import Database
 from ctdbcore.db.locking import record_lock
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol.constants import (
     CALL_FLAG_VACUUM_MIGRATION,
     FETCH_FUNC,
-    IMMEDIATE_MIGRATION,
     FETCH_WITH_HEADER_FUNC,
+    IMMEDIATE_MIGRATION,
     NULL_FUNC,
+    WANT_READONLY,
+    Opcode,
     RecMode,
     RecordFlags,
 )
@@ -55,6 +65,19 @@ class PendingCall:
     flags: int
     calldata: bytes
     started: float = attrs.Factory(time.monotonic)
+    # A read-only request is sent as FETCH_WITH_HEADER (4.17 ``daemon_call_state``);
+    # this is what the client asked for, so that its reply can be put back in shape.
+    client_callid: int | None = None
+
+
+@attrs.define(eq=False)
+class Revoke:
+    """A revoke of a record's read-only copies in progress on its data master; the
+    calls for that record wait for its end (4.17 ``revokechild_handle``)."""
+
+    deferred: list = attrs.Factory(list)  # (callable, args, wants read-only)
+    scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
+    failed: bool = False
 
 
 class Calls:
@@ -106,6 +129,9 @@ class Calls:
         self.pending.pop(call.reqid, None)
         if call.client is None:
             return
+        if call.client_callid == FETCH_FUNC and len(data) >= LtdbHeader.SIZE:
+            # A read-only FETCH went out as FETCH_WITH_HEADER: the client gets the value only.
+            data = data[LtdbHeader.SIZE:]
         call.client.send(P.pack(P.ReplyCall(status=status, data=data, reqid=call.client_reqid,
                                             srcnode=self.pnn, destnode=self.pnn,
                                             generation=self.d.vnnmap.generation)))
@@ -126,6 +152,7 @@ class Calls:
         self.d.spawn(self.start, call)
 
     async def start(self, call: PendingCall) -> None:
+        """A local client's call (4.17 ``daemon_request_call_from_client``)."""
         db = self.d.dbs.get(call.db_id)
         if db is None:
             self.pending.pop(call.reqid, None)
@@ -139,6 +166,21 @@ class Calls:
                 return
             header, data = self.fetch(db, call.key)
             db.counters.locks_total += 1
+            if call.flags & WANT_READONLY and not db.readonly:
+                # Read-only copies only where this node tracks them.
+                call.flags &= ~WANT_READONLY
+            want_ro = bool(call.flags & WANT_READONLY)
+            header = self._clear_completed_revoke(db, call.key, header, data)
+            if header.flags & RecordFlags.RO_REVOKING_READONLY:
+                self._defer_for_revoke(db, call.key, want_ro, self.start, call)
+                return
+            if header.dmaster == self.pnn and record.needs_revoke(header, want_readonly=want_ro):
+                self._start_revoke(db, call.key, header, data)
+                self._defer_for_revoke(db, call.key, want_ro, self.start, call)
+                return
+            if want_ro and call.client_callid is None:
+                call.client_callid = call.callid
+                call.callid = FETCH_WITH_HEADER_FUNC
             if header.dmaster == self.pnn:
                 status, out = self.execute(call.callid, header, data)
                 self._reply(call, status, out)
@@ -197,14 +239,24 @@ class Calls:
         return db
 
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:
+        """4.17 ``ctdb_request_call``: a call from another node (or our own, resent)."""
         db = self._valid(src, pkt)
         if db is None:
             return
+        if db.sticky and self._defer_if_pinned(db, src, pkt):
+            return
         async with record_lock(db.tdb, pkt.key):
-            if not self._usable(db):
+            if not self._usable(db) or pkt.generation != self.d.vnnmap.generation:
                 return
             header, data = self.fetch(db, pkt.key)
-            if header.dmaster != self.pnn:
+            if pkt.flags & WANT_READONLY and not db.readonly:
+                pkt = attrs.evolve(pkt, flags=pkt.flags & ~WANT_READONLY)
+            want_ro = bool(pkt.flags & WANT_READONLY)
+            header = self._clear_completed_revoke(db, pkt.key, header, data)
+            if header.flags & RecordFlags.RO_REVOKING_READONLY:
+                self._defer_for_revoke(db, pkt.key, want_ro, self.req_call, src, pkt)
+                return
+            if header.dmaster != self.pnn and not header.flags & RecordFlags.RO_HAVE_DELEGATIONS:
                 lm = self.lmaster(pkt.key)
                 dest = header.dmaster if lm == self.pnn else lm
                 hops = pkt.hopcount + 1
@@ -214,6 +266,17 @@ class Calls:
                 # The original requester stays the source: it is who gets the record.
                 self._send(dest, attrs.evolve(pkt, hopcount=hops), srcnode=pkt.srcnode)
                 return
+            if record.needs_revoke(header, want_readonly=want_ro):
+                self._start_revoke(db, pkt.key, header, data)
+                self._defer_for_revoke(db, pkt.key, want_ro, self.req_call, src, pkt)
+                return
+            if want_ro and pkt.callid == FETCH_WITH_HEADER_FUNC and pkt.srcnode != self.pnn:
+                self._delegate(db, pkt, header, data)
+                return
+            if db.sticky and pkt.hopcount >= int(self.d.tunables.get("HopcountMakeSticky")):
+                if db.sticky_records.make_sticky(pkt.key, time.monotonic(),
+                                                 float(self.d.tunables.get("StickyDuration"))):
+                    log.info("Make record sticky for %s s in db %s", self.d.tunables.get("StickyDuration"), db.name)
             if pkt.srcnode == self.pnn:
                 # Our own call came back to us: the record arrived here in the meantime.
                 call = self.pending.get(pkt.reqid)
@@ -222,6 +285,157 @@ class Calls:
                     self._reply(call, status, out)
                 return
             self._hand_over(db, pkt.key, header, data, requester=pkt.srcnode, reqid=pkt.reqid)
+
+    # -- read-only delegations -------------------------------------------------------------
+
+    def _delegate(self, db: Database, pkt: P.ReqCall, header: LtdbHeader, data: bytes) -> None:
+        """Answer a read-only request as data master: a copy instead of the record."""
+        stored, copy = record.delegation_headers(header)
+        if stored is not None:
+            self.store(db, pkt.key, stored, data)
+        db.ro_tracking[pkt.key] = record.tracking_add(db.ro_tracking.get(pkt.key, b""), pkt.srcnode)
+        self._send(pkt.srcnode, P.ReplyCall(status=0, data=copy.pack() + data, reqid=pkt.reqid))
+        self.d.stats["total_ro_delegations"] += 1
+        db.counters.ro_delegations += 1
+
+    async def reply_call(self, src: int, pkt: P.ReplyCall) -> None:
+        """4.17 ``ctdb_reply_call``: the answer to a call this node sent; a read-only
+        copy in it is kept here when newer than this node's."""
+        call = self.pending.get(pkt.reqid)
+        if call is None:
+            log.error("REPLY_CALL from node %d for unknown reqid %d", src, pkt.reqid)
+            return
+        if pkt.generation != self.d.vnnmap.generation:
+            return  # resent under the new generation; its own answer will come
+        db = self.d.dbs.get(call.db_id)
+        if db is not None and call.callid == FETCH_WITH_HEADER_FUNC and len(pkt.data) >= LtdbHeader.SIZE:
+            copy = LtdbHeader.unpack(pkt.data)
+            if copy.flags & RecordFlags.RO_HAVE_READONLY and self._usable(db):
+                async with record_lock(db.tdb, call.key):
+                    # A recovery in between cleared every delegation: this copy is stale.
+                    if (self.pending.get(pkt.reqid) is not call or not self._usable(db)
+                            or pkt.generation != self.d.vnnmap.generation):
+                        return
+                    got = db.fetch(call.key)
+                    if record.ro_copy_newer(copy, got[0] if got else None):
+                        self.store(db, call.key, copy, pkt.data[LtdbHeader.SIZE:])
+        if self.pending.get(pkt.reqid) is call:
+            self._reply(call, pkt.status, pkt.data)
+
+    def _clear_completed_revoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> LtdbHeader:
+        if not header.flags & RecordFlags.RO_REVOKE_COMPLETE:
+            return header
+        cleared = record.revoke_cleared(header)
+        stored = self.store(db, key, cleared, data)
+        db.ro_tracking.pop(key, None)
+        self.d.stats["total_ro_revokes"] += 1
+        db.counters.ro_revokes += 1
+        return stored or cleared
+
+    def _start_revoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes) -> None:
+        """Mark the record as being revoked (under its lock) and take the copies back."""
+        header = record.revoking(header)
+        self.store(db, key, header, data)
+        rv = Revoke()
+        db.revokes[key] = rv
+        self.d.spawn(self._revoke, db, key, header, data, rv)
+
+    def _defer_for_revoke(self, db: Database, key: bytes, want_ro: bool, fn, *args) -> None:
+        rv = db.revokes.get(key)
+        if rv is None:
+            # Left REVOKING by a revoke that is gone (4.17 calls this fatal); a recovery
+            # clears the flags, so wait for one.
+            log.error("Record of %s is being revoked but no revoke runs: forcing recovery", db.name)
+            self.d.force_recovery("read-only revoke lost")
+            self.d.spawn(self._later, 1.0, fn, *args)
+            return
+        rv.deferred.append((fn, args, want_ro))
+
+    async def _revoke(self, db: Database, key: bytes, header: LtdbHeader, data: bytes, rv: Revoke) -> None:
+        """4.17 ``ctdb_revoke_all_delegations``: every node holding a copy is sent an
+        UPDATE_RECORD with a plain header; then the data master marks the revoke complete
+        (or drops the REVOKING flag when a node failed, so that the next call retries)."""
+        try:
+            with rv.scope:
+                nodes = record.tracking_nodes(db.ro_tracking.get(key, b""))
+                buf = marshall.pack(db.db_id, [(key, record.revoke_update_header(header).pack() + data)])
+                failed: list[int] = []
+                timeout = float(self.d.tunables.get("ControlTimeout"))
+
+                async def update(pnn: int) -> None:
+                    status, _, err = await self.d.control(pnn, Opcode.UPDATE_RECORD, buf, timeout=timeout)
+                    if status != 0:
+                        log.error("Revoke of a read-only copy on node %d failed: %s", pnn,
+                                  err.decode(errors="replace") or status)
+                        failed.append(pnn)
+
+                async with anyio.create_task_group() as tg:
+                    for pnn in nodes:
+                        if pnn != self.pnn:
+                            tg.start_soon(update, pnn)
+                async with record_lock(db.tdb, key):
+                    if not self._usable(db):
+                        return
+                    got = db.fetch(key)
+                    new = record.revoke_finished(got[0], header.rsn, all_ok=not failed) if got else None
+                    if new is None:
+                        log.error("Record of %s changed during its revoke; revoke abandoned", db.name)
+                        return
+                    if failed:
+                        log.log(25, "Revoke of read-only copies failed on nodes %s, retrying", failed)
+                        rv.failed = True
+                    self.store(db, key, new, got[1])
+        finally:
+            if db.revokes.get(key) is rv:
+                del db.revokes[key]
+            self._requeue_revoke_waiters(rv)
+
+    def _requeue_revoke_waiters(self, rv: Revoke) -> None:
+        # The next call retries a failed revoke (a copy holder died: until the recovery
+        # that follows clears every copy); a short pause keeps that from spinning.
+        pause = 0.1 if rv.failed else 0.0
+        for fn, args, want_ro in rv.deferred:
+            # 4.17 gives read/write requests a second's head start over read-only ones.
+            self.d.spawn(self._later, (1.0 if want_ro else 0.0) + pause, fn, *args)
+        rv.deferred.clear()
+
+    async def _later(self, delay: float, fn, *args) -> None:
+        if delay:
+            await anyio.sleep(delay)
+        await fn(*args)
+
+    def recovered(self, db: Database) -> None:
+        """A recovery rebuilt the database without read-only flags (4.17 at
+        DB_PUSH_CONFIRM): forget the copies handed out and stop every revoke."""
+        db.ro_tracking.clear()
+        for rv in list(db.revokes.values()):
+            rv.scope.cancel()
+        db.revokes.clear()
+
+    # -- sticky records --------------------------------------------------------------------
+
+    def _defer_if_pinned(self, db: Database, src: int, pkt: P.ReqCall) -> bool:
+        until = db.sticky_records.pinned_until(pkt.key, time.monotonic())
+        if until is None:
+            return False
+        log.warning("Defer request for pinned down record in %s", db.name)
+        db.pinned_calls.setdefault(pkt.key, []).append((src, pkt))
+        return True
+
+    def _pin_down(self, db: Database, key: bytes) -> None:
+        """A sticky record just became this node's: keep it here for StickyPindown ms."""
+        now = time.monotonic()
+        pindown = float(self.d.tunables.get("StickyPindown")) / 1000.0
+        until = db.sticky_records.pin_down(key, now, pindown)
+        if until is not None:
+            log.info("Pinning down record in %s for %d ms", db.name, self.d.tunables.get("StickyPindown"))
+            self.d.spawn(self._unpin_later, db, key, until - now)
+
+    async def _unpin_later(self, db: Database, key: bytes, delay: float) -> None:
+        await anyio.sleep(delay)
+        db.sticky_records.unpin(key)
+        for src, pkt in db.pinned_calls.pop(key, []):
+            self.d.spawn(self.req_call, src, pkt)
 
     def _hand_over(self, db: Database, key: bytes, header: LtdbHeader, data: bytes, *, requester: int,
                    reqid: int) -> None:
@@ -277,6 +491,8 @@ class Calls:
             flags |= RecordFlags.VACUUM_MIGRATED
         header = self.store(db, key, LtdbHeader(rsn=rsn, dmaster=self.pnn, flags=flags), data)
         db.counters.migrations_in += 1
+        if db.sticky:
+            self._pin_down(db, key)
         if call is None:
             return
         status, out = self.execute(call.callid, header or LtdbHeader(rsn=rsn + 1, dmaster=self.pnn), data)

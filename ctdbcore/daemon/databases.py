@@ -17,7 +17,7 @@ import attrs
 from ctdbcore.daemon.calls import Calls
 from ctdbcore.db import marshall, record, tdbfast
 from ctdbcore.db.database import Database
-from ctdbcore.db.locking import freeze_lock
+from ctdbcore.db.locking import freeze_lock, record_lock
 from ctdbcore.db.registry import AttachError, Databases
 from ctdbcore.db.tdb import TDB_REPLACE, TdbFlags
 from ctdbcore.protocol import packets as P
@@ -269,6 +269,8 @@ class DbService:
         if push is None:
             return (-1, b"", b"no push in progress")
         self._push_srvids.pop(push.srvid, None)
+        if db.volatile:
+            self.calls.recovered(db)
         return (0, T.pack_u32(push.count), b"")
 
     # -- end of recovery ---------------------------------------------------------------
@@ -407,12 +409,15 @@ class DbService:
         finally:
             self._commits.pop(db.db_id, None)
 
-    def update_record(self, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
-        """Apply a committed persistent transaction to this copy, all or nothing."""
+    async def update_record(self, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
+        """Apply a committed persistent transaction to this copy, all or nothing; on a
+        volatile database, replace records this node has (a read-only revoke)."""
         try:
             _, records = marshall.unpack(data)
         except ValueError as e:
             return (-1, b"", f"bad update buffer: {e}".encode())
+        if db.volatile:
+            return await self._update_volatile(db, records)
         tdb = db.tdb
         tdb.transaction_start()
         try:
@@ -433,6 +438,32 @@ class DbService:
             return (-1, b"", str(e).encode())
         return (0, b"", b"")
 
+    async def _update_volatile(self, db: Database, records: list[tuple[bytes, bytes]]) -> tuple[int, bytes, bytes]:
+        """4.17 UPDATE_RECORD on a volatile database (``UPDATE_FLAGS_REPLACE_ONLY``): a
+        record this node does not have is skipped; one with a newer RSN and other data
+        fails the update; the rest go through the daemon's store rules. Record by record
+        under its chain lock (4.17 writes in a child under a transaction; here the lock
+        helper keeps the event loop free)."""
+        if self.d.recmode != RecMode.NORMAL:
+            return (-1, b"", b"recovery active")
+        calls = self.calls
+        for key, value in records:
+            if len(value) < record.HEADER_SIZE:
+                return (-1, b"", b"record without a header")
+            header, data = record.split_value(value) or (None, b"")
+            async with record_lock(db.tdb, key):
+                if db.frozen:
+                    return (-1, b"", b"database frozen")
+                old = db.fetch(key)
+                if old is None:
+                    continue
+                if old[0].rsn >= header.rsn and old[1] != data:
+                    log.error("Update of %s refused: record with rsn %d is newer than the update's %d",
+                              db.name, old[0].rsn, header.rsn)
+                    return (-1, b"", b"existing record has a larger RSN")
+                calls.store(db, key, header, data)
+        return (0, b"", b"")
+
     def vacuum_try_delete(self, db: Database, data: bytes) -> bytes:
         return self.d.vacuumer.try_delete(db, data)
 
@@ -440,7 +471,8 @@ class DbService:
 
     def statistics(self, db: Database) -> T.DbStatistics:
         c = db.counters
-        return T.DbStatistics(locks_num_calls=c.locks_total, hop_count_bucket=tuple(c.hop_count_buckets))
+        return T.DbStatistics(locks_num_calls=c.locks_total, hop_count_bucket=tuple(c.hop_count_buckets),
+                              db_ro_delegations=c.ro_delegations, db_ro_revokes=c.ro_revokes)
 
 
 def parse_name(data: bytes) -> str | None:

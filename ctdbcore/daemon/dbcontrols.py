@@ -296,11 +296,11 @@ async def trans3_commit(d, req, src, client):
 
 
 @control(Opcode.UPDATE_RECORD)
-def update_record(d, req, src, client):
+async def update_record(d, req, src, client):
     db = _db(d, req.data)
     if db is None:
         return _unknown(req.data)
-    return d.dbs.update_record(db, req.data)
+    return await d.dbs.update_record(db, req.data)
 
 
 @control(Opcode.SCHEDULE_FOR_DELETION)

@@ -585,6 +585,8 @@ class Daemon:
             self.spawn(self.dbs.calls.req_dmaster, pnn, pkt)
         elif isinstance(pkt, P.ReplyDmaster):
             self.spawn(self.dbs.calls.reply_dmaster, pnn, pkt)
+        elif isinstance(pkt, P.ReplyCall):
+            self.spawn(self.dbs.calls.reply_call, pnn, pkt)
         elif isinstance(pkt, P.ReplyError):
             self.dbs.calls.reply_error(pnn, pkt)
         else:

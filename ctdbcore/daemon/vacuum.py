@@ -120,7 +120,9 @@ class Vacuumer:
                 if mine is None or len(mine) < HEADER:
                     continue
                 my_rsn, my_dmaster = marshall.rsn_dmaster(mine)
-                if my_dmaster == self.d.pnn or my_rsn > rsn:
+                # A read-only copy (or a record being revoked) is left to the revoke and
+                # to recovery, as 4.17's try_delete does.
+                if my_dmaster == self.d.pnn or my_rsn > rsn or marshall.flags_of(mine) & record.RO_FLAGS:
                     kept.append((key, value))
                     continue
                 db.tdb.delete(key)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import attrs
 
 from ctdbcore.db import record
+from ctdbcore.db.sticky import StickyRecords
 from ctdbcore.db.tdb import Tdb, TdbFlags
 from ctdbcore.protocol.constants import INVALID_GENERATION, DbFlags
 from ctdbcore.protocol.records import LtdbHeader
@@ -42,6 +43,8 @@ class DbCounters:
     hop_count_max: int = 0
     hop_count_buckets: list[int] = attrs.Factory(lambda: [0] * 16)
     num_hot_keys: int = 0
+    ro_delegations: int = 0
+    ro_revokes: int = 0
 
     def hop(self, count: int) -> None:
         self.hop_count_max = max(self.hop_count_max, count)
@@ -63,6 +66,14 @@ class Database:
     txn_id: int | None = None
     unhealthy_reason: str = ""
     counters: DbCounters = attrs.Factory(DbCounters)
+    # Read-only delegations (READONLY databases): which nodes hold a copy of each record
+    # this node handed out as data master (4.17 keeps the same bitmaps in <path>.RO),
+    # and the revokes in progress by key.
+    ro_tracking: dict[bytes, bytes] = attrs.Factory(dict)
+    revokes: dict[bytes, object] = attrs.Factory(dict)
+    # Sticky records (STICKY databases) and the calls waiting for a pin-down to end.
+    sticky_records: StickyRecords = attrs.Factory(StickyRecords)
+    pinned_calls: dict[bytes, list] = attrs.Factory(dict)
 
     @property
     def persistent(self) -> bool:
@@ -71,6 +82,14 @@ class Database:
     @property
     def replicated(self) -> bool:
         return bool(self.flags & DbFlags.REPLICATED)
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self.flags & DbFlags.READONLY)
+
+    @property
+    def sticky(self) -> bool:
+        return bool(self.flags & DbFlags.STICKY)
 
     @property
     def volatile(self) -> bool:

@@ -124,7 +124,7 @@ def control_readkey(t, args: list[str]) -> int:
         return 1
     key = str_to_data(args[1])
     try:
-        with db.fetch_lock(key) as rec:
+        with db.fetch_lock(key, readonly=len(args) == 3) as rec:
             data = rec.data
     except (DbError, ControlError, OSError):
         t.eprint(f"Failed to read record for key {args[1]}\n")

@@ -122,3 +122,28 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
     assert r.returncode == 0, r.stderr
     wait_for(lambda: all("name:ours.tdb " not in real(lc, p, "getdbmap") for p in (0, 1)),
              what="ours.tdb detached on both nodes")
+
+
+def test_real_tool_read_only_records(local_cluster) -> None:
+    """4.17's `setdbreadonly`, `getdbmap`, `readkey ... readonly` and `cattdb` against our
+    daemons: the real client gets a read-only copy from our data master and reads it."""
+    from ctdbcore.db import record
+
+    lc = local_cluster(n=3, loopback=True, loopback_base=244)
+    lc.wait_ok(timeout=30)
+    real(lc, 0, "attach", "ro.tdb")
+    # A key whose lmaster is node 0, so that node 1 only ever holds a copy.
+    key = next(k for k in ("key%d" % i for i in range(100)) if record.lmaster(k.encode(), [0, 1, 2]) == 0)
+    real(lc, 0, "writekey", "ro.tdb", key, "v0")
+    for pnn in (0, 1, 2):
+        real(lc, pnn, "setdbreadonly", "ro.tdb")
+        assert re.search(r"^dbid:0x[0-9a-f]{8} name:ro.tdb path:\S+ READONLY$", real(lc, pnn, "getdbmap"), re.M)
+    assert real(lc, 1, "readkey", "ro.tdb", key, "readonly") == "Data: size:2 ptr:[v0]\n"
+    assert (f'key({len(key)}) = "{key}"\ndmaster: 0\n' in (dump := real(lc, 1, "cattdb", "ro.tdb"))
+            and "flags: 0x02000000 RO_HAVE_READONLY\n" in dump), dump
+    assert "RO_HAVE_DELEGATIONS" in real(lc, 0, "cattdb", "ro.tdb")
+    # A write from node 2 revokes node 1's copy and moves the record to node 2.
+    real(lc, 2, "writekey", "ro.tdb", key, "v1")
+    assert "RO_HAVE" not in real(lc, 1, "cattdb", "ro.tdb")
+    for pnn in (0, 1, 2):
+        assert real(lc, pnn, "readkey", "ro.tdb", key, "readonly") == "Data: size:2 ptr:[v1]\n"
