@@ -105,6 +105,7 @@ class DbService:
         """Hold the whole-database lock (smbd's chainlocks then wait) until thawed."""
         f = self._freezes.get(db.db_id)
         if f is None:
+            self.d.vacuumer.stop()
             f = Freeze()
             self._freezes[db.db_id] = f
             self.d.spawn(self._hold_freeze, db, f)
@@ -203,7 +204,7 @@ class DbService:
 
     # -- pull / push -------------------------------------------------------------------
 
-    def pull(self, db: Database, dest: int, srvid: int) -> int:
+    async def pull(self, db: Database, dest: int, srvid: int) -> int:
         """Stream every record of this copy to the leader as messages; reply the count."""
         # Under the freeze the helper holds every lock; reading must not wait for them.
         db.tdb.add_flags(TdbFlags.NOLOCK)
@@ -213,6 +214,8 @@ class DbService:
             db.tdb.remove_flags(TdbFlags.NOLOCK)
         for buf in marshall.pack_limited(db.db_id, records):
             self.d.send_message(dest, srvid, buf)
+            # A big database must not keep keepalives and other controls waiting.
+            await anyio.sleep(0)
         return len(records)
 
     def push_start(self, db: Database, srvid: int) -> int:

@@ -208,14 +208,14 @@ def wipe_database(d, req, src, client):
 
 
 @control(Opcode.DB_PULL, 16)
-def db_pull(d, req, src, client):
+async def db_pull(d, req, src, client):
     p = T.PulldbExt.unpack(req.data)
     db = d.dbs.get(p.db_id)
     if db is None:
         return _unknown(req.data)
     if not db.frozen:
         return (-1, b"", b"database is not frozen")
-    return T.pack_u32(d.dbs.pull(db, src, p.srvid))
+    return T.pack_u32(await d.dbs.pull(db, src, p.srvid))
 
 
 @control(Opcode.DB_PUSH_START, 16)

@@ -125,6 +125,9 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
     for buf in buffers:
         for pnn in nodes:
             d.send_message(pnn, srvid, buf)
+        # The leader stores its own copy as it sends: let keepalives and the transport's
+        # writers run between buffers (a stalled leader is declared dead by its peers).
+        await anyio.sleep(0)
 
     async def confirm(pnn: int) -> None:
         got = T.unpack_u32(await d.control_ok(pnn, Opcode.DB_PUSH_CONFIRM, u32, timeout=timeout))

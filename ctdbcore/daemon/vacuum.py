@@ -16,11 +16,13 @@ Files then only hold live records and a bounded number of deleted ones.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.abc import Process
 
 from ctdbcore.db import marshall, record
 from ctdbcore.db.database import Database
@@ -35,24 +37,49 @@ log = logging.getLogger("ctdb")
 HEADER = record.HEADER_SIZE
 
 
+async def _read_all(stream) -> bytes:
+    chunks = []
+    async for chunk in stream:
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Vacuumer:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.deleted = 0  # records removed by this node, for tests and statistics
         self.runs = 0
+        self.aborted = 0
+        self._run: anyio.CancelScope | None = None
+        self._scan: Process | None = None
 
     async def loop(self) -> None:
         while True:
             await anyio.sleep(max(0.1, float(self.d.tunables.get("VacuumInterval"))))
             if self.d.recmode != RecMode.NORMAL or self.d.own_flags & INACTIVE:
                 continue
-            for db in self.d.dbs.registry:
-                if db.volatile and not db.frozen:
-                    try:
-                        await self.vacuum(db)
-                    except Exception as e:  # one bad run must not stop vacuuming
-                        log.warning("Vacuuming %s failed: %s", db.name, e)
-            self.runs += 1
+            with anyio.CancelScope() as self._run:
+                for db in self.d.dbs.registry:
+                    if db.volatile and not db.frozen:
+                        try:
+                            await self.vacuum(db)
+                        except Exception as e:  # one bad run must not stop vacuuming
+                            log.warning("Vacuuming %s failed: %s", db.name, e)
+                self.runs += 1
+            self._run = None
+
+    def stop(self) -> None:
+        """Abort the run in progress, as 4.17 does at every freeze: the scan child's
+        traverse holds a record lock while it waits for the next chain, and a freeze
+        holds every chain while it waits for that record lock."""
+        if self._run is None:
+            return
+        log.log(25, "Aborting vacuuming%s", f" (scan pid {self._scan.pid})" if self._scan else "")
+        self.aborted += 1
+        self._run.cancel()
+        if self._scan is not None and self._scan.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._scan.kill()
 
     def _others(self) -> list[int]:
         return [p for p in self.d.vnnmap.map if p != self.d.pnn and not self.d.flags.get(p, 0) & INACTIVE]
@@ -63,13 +90,19 @@ class Vacuumer:
         home: dict[bytes, bytes] = {}
         away: dict[int, list[tuple[bytes, bytes]]] = {}
         limit = int(self.d.tunables.get("VacuumLimit")) or 5000
-        scan = await anyio.run_process(
-            [sys.executable, "-m", "ctdbcore.db.scan", db.path, str(db.tdb_flags), str(me)], check=False)
+        async with await anyio.open_process(
+                [sys.executable, "-m", "ctdbcore.db.scan", db.path, str(db.tdb_flags), str(me)]) as scan:
+            self._scan = scan
+            try:
+                out = await _read_all(scan.stdout)
+                err = await _read_all(scan.stderr)
+                await scan.wait()
+            finally:
+                self._scan = None
         if scan.returncode != 0:
-            log.warning("Scanning %s for deleted records failed: %s", db.name,
-                        scan.stderr.decode(errors="replace").strip())
+            log.warning("Scanning %s for deleted records failed: %s", db.name, err.decode(errors="replace").strip())
             return 0
-        for key, value in marshall.unpack(scan.stdout)[1][:limit]:
+        for key, value in marshall.unpack(out)[1][:limit]:
             lm = record.lmaster(key, vnn_map)
             if lm == me:
                 home[key] = value

@@ -318,3 +318,37 @@ def test_recovery_mode_stays_active_while_a_database_missed_the_recovery(local_c
     with client(lc, 0) as c0, client(lc, 1) as c1:
         wait_for(lambda: c1.get_recmode() == 0 and c1.get_vnnmap().generation == c0.get_vnnmap().generation,
                  what="the leader recovered node 1")
+
+
+def _scan_children(path: str) -> list[int]:
+    r = subprocess.run(["pgrep", "-f", f"ctdbcore.db.scan {path} "], capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+def test_freeze_aborts_a_vacuum_scan_holding_a_traverse_lock(local_cluster) -> None:
+    """A vacuum scan's traverse holds a record lock while it waits for the next chain; a
+    freeze holds every chain while it waits for that record lock. 4.17 kills the vacuum
+    child when a database freezes, so a recovery can never wait on it for ever."""
+    lc = local_cluster(n=2, loopback=True, loopback_base=31, tunables=(("VacuumInterval", "1"),))
+    lc.wait_ok(timeout=30)
+    with client(lc, 0) as c:
+        db = attach(c, "vacfreeze.tdb")
+        for i in range(200):
+            db.store(b"k%d" % i, b"v")
+        # Hold one chain the way smbd might, so that the next scan stops at it (a
+        # traverse skips empty chains without locking them: this one has a record).
+        db.store(b"held by the test", b"v")
+        db.tdb.chainlock(b"held by the test")
+        try:
+            wait_for(lambda: _scan_children(db.path), timeout=15, what="a vacuum scan waiting for the chain")
+            gen = c.get_vnnmap().generation
+            c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
+            wait_for(lambda: not _scan_children(db.path), timeout=10,
+                     what="the scan child killed when the database froze")
+        finally:
+            db.tdb.chainunlock(b"held by the test")
+        wait_for(lambda: c.get_vnnmap().generation != gen and c.get_recmode() == 0, timeout=30,
+                 what="recovery done once the chain is free")
+        assert db.fetch(b"k7") == b"v"
+    log = (Path(lc.node_dir(0)) / "log.ctdb").read_text(errors="replace")
+    assert "Aborting vacuuming" in log
