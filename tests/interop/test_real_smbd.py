@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +32,6 @@ SMBCLIENT = "/usr/bin/smbclient"
 SMBSTATUS = "/usr/bin/smbstatus"
 PORT = 44531
 USER = "root%ctdb-py-secret"
-BASE = 231
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop,
               pytest.mark.skipif(not os.path.exists(SMBD), reason="Debian's samba package (/usr/sbin/smbd) is not installed")]
@@ -53,7 +53,7 @@ def smb_conf(d: Path, lc, pnn: int, share: Path) -> Path:
     conf.write_text(f"""[global]
 	clustering = yes
 	ctdbd socket = {lc.socket(pnn)}
-	netbios name = CTDBPYSMB{pnn}
+	netbios name = CTDBPYSMB
 	workgroup = CTDBPYTEST
 	server role = standalone server
 	private dir = {d}/private
@@ -141,96 +141,224 @@ def record(lc, pnn: int, db: str, key: bytes) -> dict[str, int] | None:
     return None
 
 
-def test_real_smbd_on_our_cluster(local_cluster, tmp_path) -> None:
-    # deleted share-mode records must stay until we have looked at them
-    lc = local_cluster(n=3, loopback=True, loopback_base=BASE, tunables=(("VacuumInterval", "3600"),))
-    lc.wait_ok(timeout=30)
-    share = tmp_path / "share"  # the "cluster file system" both smbds export
-    share.mkdir()
-    cconf = client_conf(tmp_path / "client")
-    work = tmp_path / "work"
-    work.mkdir()
+class Samba:
+    """smbd on some nodes of a loopback cluster of our daemons, one shared directory."""
 
-    smbds: list[tuple[subprocess.Popen, Path]] = []
-    try:
-        for pnn in (0, 1):
-            d = tmp_path / f"smbd{pnn}"
-            conf = smb_conf(d, lc, pnn, share)
+    def __init__(self, lc, tmp_path: Path, nodes: tuple[int, ...]) -> None:
+        self.lc, self.tmp, self.nodes = lc, tmp_path, nodes
+        self.share = tmp_path / "share"  # the "cluster file system" every smbd exports
+        self.share.mkdir()
+        self.cconf = client_conf(tmp_path / "client")
+        self.work = tmp_path / "work"
+        self.work.mkdir()
+        self.procs: dict[int, tuple[subprocess.Popen, Path]] = {}
+
+    def conf(self, pnn: int) -> Path:
+        return self.tmp / f"smbd{pnn}" / "smb.conf"
+
+    def start(self) -> None:
+        # one after the other, as nodes come up: the first one creates the cluster-wide
+        # machine SID in secrets.tdb, the others find it there
+        for pnn in self.nodes:
+            d = self.tmp / f"smbd{pnn}"
+            conf = smb_conf(d, self.lc, pnn, self.share)
             log = d / "smbd.log"
             with open(log, "wb") as out:
                 # a session of its own: smbd's children are ended with it (killpg)
                 p = subprocess.Popen([SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=d,
                                      start_new_session=True)
-            smbds.append((p, log))
-        for pnn, (p, log) in enumerate(smbds):
-            def up(p=p, pnn=pnn, log=log) -> bool:
-                assert p.poll() is None, f"smbd on node {pnn} exited:\n{log.read_text()[-4000:]}"
-                return listening(lc.address(pnn))
+            self.procs[pnn] = (p, log)
+
+            def up(pnn=pnn) -> bool:
+                self.check_alive(pnn)
+                return listening(self.lc.address(pnn))
             wait_for(up, timeout=60, interval=0.2, what=f"smbd on node {pnn} to listen")
 
-        # smbd's clustered databases, seen from node 2, which runs no smbd
-        dbmap = ours(lc, 2, "getdbmap")
-        names = dict(re.findall(r"^dbid:\S+ name:(\S+) path:\S+( PERSISTENT)?", dbmap, re.M))
-        for db in ("locking.tdb", "brlock.tdb", "g_lock.tdb", "leases.tdb", "smbXsrv_version_global.tdb",
-                   "smbXsrv_client_global.tdb", "smbXsrv_session_global.tdb", "smbXsrv_tcon_global.tdb",
-                   "smbXsrv_open_global.tdb"):
-            assert names.get(db) == "", (db, dbmap)
-        for db in ("secrets.tdb", "passdb.tdb", "account_policy.tdb", "group_mapping.tdb", "registry.tdb",
-                   "share_info.tdb"):
-            assert names.get(db) == " PERSISTENT", (db, dbmap)
+    def check_alive(self, pnn: int | None = None) -> None:
+        for n in (self.nodes if pnn is None else (pnn,)):
+            p, log = self.procs[n]
+            assert p.poll() is None, f"smbd on node {n} exited with {p.returncode}:\n{log.read_text()[-4000:]}"
 
-        # a user in passdb.tdb (a persistent database: g_lock + TRANS3_COMMIT) through node 0;
-        # node 1's smbd authenticates it from its own copy
-        r = subprocess.run(["/usr/bin/smbpasswd", "-a", "-s", "-c", str(tmp_path / "smbd0" / "smb.conf"),
-                            USER.split("%")[0]], input=f"{USER.split('%')[1]}\n" * 2,
-                           capture_output=True, text=True, timeout=60)
+    def stop(self) -> None:
+        for p, _ in self.procs.values():
+            stop_group(p)
+
+    def pid(self, pnn: int) -> int:
+        return self.procs[pnn][0].pid
+
+    def client(self, pnn: int, commands: str) -> str:
+        return smbclient(self.cconf, self.lc.address(pnn), commands, self.work)
+
+    def tool(self, pnn: int, *cmd: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """A Samba tool with node pnn's smb.conf (it talks to that node's daemon)."""
+        return subprocess.run([cmd[0], "-s" if cmd[0] != "/usr/bin/smbpasswd" else "-c", str(self.conf(pnn)), *cmd[1:]],
+                              capture_output=True, text=True, timeout=60, input=stdin)
+
+    def add_user(self, pnn: int) -> None:
+        name, password = USER.split("%")
+        r = self.tool(pnn, "/usr/bin/smbpasswd", "-a", "-s", name, stdin=f"{password}\n" * 2)
         assert r.returncode == 0, (r.stdout, r.stderr)
 
-        # files in through node 0, out through node 1 and back
-        (work / "in0.txt").write_text("written through node 0\n")
-        out = smbclient(cconf, lc.address(0), "put in0.txt a.txt; ls", work)
-        assert re.search(r"^\s+a\.txt\s+A\s+23 ", out, re.M), out
-        out = smbclient(cconf, lc.address(1), "get a.txt out1.txt; put out1.txt b.txt; ls", work)
-        assert (work / "out1.txt").read_text() == "written through node 0\n"
-        assert re.search(r"^\s+b\.txt\s+A\s+23 ", out, re.M), out
-        smbclient(cconf, lc.address(0), "get b.txt out0.txt", work)
-        assert (work / "out0.txt").read_text() == "written through node 0\n"
-        assert (share / "a.txt").read_text() == (share / "b.txt").read_text() == "written through node 0\n"
+    def hold_open(self, pnn: int, name: str) -> subprocess.Popen:
+        """An smbclient on node pnn keeping name open (until its stdin is closed)."""
+        holder = subprocess.Popen([SMBCLIENT, f"//{self.lc.address(pnn)}/share", "-p", str(PORT), "-U", USER,
+                                   "-s", str(self.cconf)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, text=True, cwd=self.work)
+        holder.stdin.write(f"open {name}\n")
+        holder.stdin.flush()
+        return holder
 
-        # the share-mode record of a.txt (locking.tdb key = file_id: dev, inode, extid)
-        st = os.stat(share / "a.txt")
-        key = struct.pack("<QQQ", st.st_dev, st.st_ino, 0)
-        seen = []
-        for pnn in (0, 1, 0):
-            smbclient(cconf, lc.address(pnn), "get a.txt again.txt", work)
-            hdr = record(lc, pnn, "locking.tdb", key)
-            assert hdr is not None and hdr["dmaster"] == pnn, (pnn, hdr)
-            seen.append(hdr["rsn"])
-        assert seen[0] < seen[1] < seen[2], seen  # each new data master bumped the RSN
+    def open_files(self, pnn: int) -> str:
+        """`smbstatus -L` with node pnn's smb.conf: a cluster-wide traverse of locking.tdb."""
+        r = self.tool(pnn, SMBSTATUS, "-L")
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        return r.stdout
 
-        # a file held open through node 0's smbd is seen by smbstatus on node 1
-        # (a cluster-wide traverse of locking.tdb by our daemons)
-        holder = subprocess.Popen([SMBCLIENT, f"//{lc.address(0)}/share", "-p", str(PORT), "-U", USER, "-s", str(cconf)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, cwd=work)
-        try:
-            holder.stdin.write("open b.txt\n")
-            holder.stdin.flush()
-            status_conf = tmp_path / "smbd1" / "smb.conf"
 
-            def held() -> str | None:
-                r = subprocess.run([SMBSTATUS, "-L", "-s", str(status_conf)], capture_output=True, text=True, timeout=30)
-                return r.stdout if re.search(r"b\.txt", r.stdout) else None
-            wait_for(held, timeout=20, interval=0.5, what="smbstatus on node 1 to see b.txt open through node 0")
-            locks = held()
-            assert locks is not None and re.search(r"^0:\d+ ", locks, re.M), locks  # held by a process on node 0
-        finally:
-            holder.stdin.close()
-            holder.wait(timeout=30)
+@pytest.fixture
+def samba(local_cluster, tmp_path):
+    made: list[Samba] = []
 
-        for pnn, (p, log) in enumerate(smbds):
-            assert p.poll() is None, f"smbd on node {pnn} exited:\n{log.read_text()[-4000:]}"
+    def make(lc, nodes: tuple[int, ...] = (0, 1)) -> Samba:
+        s = Samba(lc, tmp_path, nodes)
+        made.append(s)
+        s.start()
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def test_files_databases_and_migration(local_cluster, samba) -> None:
+    # deleted share-mode records must stay until we have looked at them
+    lc = local_cluster(n=3, loopback=True, loopback_base=231, tunables=(("VacuumInterval", "3600"),))
+    lc.wait_ok(timeout=30)
+    smb = samba(lc)
+
+    # smbd's clustered databases, seen from node 2, which runs no smbd
+    dbmap = ours(lc, 2, "getdbmap")
+    names = dict(re.findall(r"^dbid:\S+ name:(\S+) path:\S+( PERSISTENT)?", dbmap, re.M))
+    for db in ("locking.tdb", "brlock.tdb", "g_lock.tdb", "leases.tdb", "smbXsrv_version_global.tdb",
+               "smbXsrv_client_global.tdb", "smbXsrv_session_global.tdb", "smbXsrv_tcon_global.tdb",
+               "smbXsrv_open_global.tdb"):
+        assert names.get(db) == "", (db, dbmap)
+    for db in ("secrets.tdb", "passdb.tdb", "account_policy.tdb", "group_mapping.tdb", "registry.tdb",
+               "share_info.tdb"):
+        assert names.get(db) == " PERSISTENT", (db, dbmap)
+
+    # secrets.tdb is one database for the cluster: both nodes have the same machine SID
+    sids = [smb.tool(pnn, "/usr/bin/net", "getlocalsid").stdout for pnn in (0, 1)]
+    assert sids[0] == sids[1] and re.fullmatch(r"SID for domain CTDBPYSMB is: S-1-5-21-\d+-\d+-\d+\n", sids[0]), sids
+
+    # a user in passdb.tdb (a persistent database: g_lock + TRANS3_COMMIT) through node 0;
+    # node 1's smbd authenticates it from its own copy
+    smb.add_user(0)
+
+    # files in through node 0, out through node 1 and back
+    (smb.work / "in0.txt").write_text("written through node 0\n")
+    out = smb.client(0, "put in0.txt a.txt; ls")
+    assert re.search(r"^\s+a\.txt\s+A\s+23 ", out, re.M), out
+    out = smb.client(1, "get a.txt out1.txt; put out1.txt b.txt; ls")
+    assert (smb.work / "out1.txt").read_text() == "written through node 0\n"
+    assert re.search(r"^\s+b\.txt\s+A\s+23 ", out, re.M), out
+    smb.client(0, "get b.txt out0.txt")
+    assert (smb.work / "out0.txt").read_text() == "written through node 0\n"
+    assert (smb.share / "a.txt").read_text() == (smb.share / "b.txt").read_text() == "written through node 0\n"
+
+    # the share-mode record of a.txt (locking.tdb key = file_id: dev, inode, extid)
+    # moves to the node whose smbd opens the file, and each new data master bumps its RSN
+    st = os.stat(smb.share / "a.txt")
+    key = struct.pack("<QQQ", st.st_dev, st.st_ino, 0)
+    seen = []
+    for pnn in (0, 1, 0):
+        smb.client(pnn, "get a.txt again.txt")
+        hdr = record(lc, pnn, "locking.tdb", key)
+        assert hdr is not None and hdr["dmaster"] == pnn, (pnn, hdr)
+        seen.append(hdr["rsn"])
+    assert seen[0] < seen[1] < seen[2], seen
+    smb.check_alive()
+
+
+def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> None:
+    lc = local_cluster(n=3, loopback=True, loopback_base=234)
+    lc.wait_ok(timeout=30)
+    smb = samba(lc)
+    smb.add_user(1)
+    (smb.work / "x.txt").write_text("x\n")
+    smb.client(0, "put x.txt held.txt")
+
+    # Samba's messaging between nodes (REQ_MESSAGE to a pid's srvid on another node)
+    for src, dst in ((1, 0), (0, 1)):
+        r = smb.tool(src, "/usr/bin/smbcontrol", f"{dst}:{smb.pid(dst)}", "ping")
+        assert r.returncode == 0 and r.stdout == f"PONG from pid {dst}:{smb.pid(dst)}\n", (src, dst, r)
+
+    holder = smb.hold_open(0, "held.txt")
+    try:
+        # node 1's smbstatus sees the open (a cluster-wide traverse), held by a process on node 0
+        wait_for(lambda: "held.txt" in smb.open_files(1), timeout=20, interval=0.3,
+                 what="smbstatus on node 1 to see held.txt open through node 0")
+        assert re.search(r"^0:\d+ .* held\.txt ", smb.open_files(1), re.M), smb.open_files(1)
+        # a delete through node 1 conflicts with the open through node 0: node 1's smbd read
+        # the migrated share-mode record and our node 0 confirmed the holder (CHECK_PID_SRVID)
+        out = smb.client(1, "del held.txt")
+        assert "NT_STATUS_SHARING_VIOLATION" in out, out
+        # ... also after a database recovery
+        gen = re.search(r"^Generation:(\d+)$", ours(lc, 2, "status"), re.M).group(1)
+        ours(lc, 2, "recover")
+        wait_for(lambda: re.search(r"^Generation:(\d+)$", ours(lc, 2, "status"), re.M).group(1) != gen
+                 and "Recovery mode:NORMAL" in ours(lc, 2, "status"), what="a new generation after ctdb recover")
+        out = smb.client(1, "del held.txt")
+        assert "NT_STATUS_SHARING_VIOLATION" in out, out
+        assert (smb.share / "held.txt").exists()
     finally:
-        for p, _ in smbds:
-            stop_group(p)
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    # closed on node 0: now node 1 may delete it
+    wait_for(lambda: "held.txt" not in smb.open_files(1), timeout=20, interval=0.3, what="the open to go")
+    out = smb.client(1, "del held.txt")
+    assert "NT_STATUS" not in out and not (smb.share / "held.txt").exists(), out
+
+    # a holder that died without cleaning up: node 0's parent smbd is stopped (so it cannot
+    # tidy up after its child), the child serving the open is killed; node 1's smbd asks our
+    # node 0 whether that process still exists (CHECK_PID_SRVID), hears no, and may delete
+    smb.client(0, "put x.txt orphan.txt")
+    holder = smb.hold_open(0, "orphan.txt")
+    try:
+        wait_for(lambda: "orphan.txt" in smb.open_files(1), timeout=20, interval=0.3, what="the open of orphan.txt")
+        child = int(re.search(r"^0:(\d+) .* orphan\.txt ", smb.open_files(1), re.M).group(1))
+        assert child != smb.pid(0)
+        assert "NT_STATUS_SHARING_VIOLATION" in smb.client(1, "del orphan.txt")
+        os.kill(smb.pid(0), signal.SIGSTOP)
+        try:
+            os.kill(child, signal.SIGKILL)
+            wait_for(lambda: not os.path.exists(f"/proc/{child}") or
+                     open(f"/proc/{child}/stat").read().split(")")[1].split()[0] == "Z", what="the child to die")
+            out = smb.client(1, "del orphan.txt")
+            assert "NT_STATUS" not in out and not (smb.share / "orphan.txt").exists(), out
+        finally:
+            os.kill(smb.pid(0), signal.SIGCONT)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    # change notify across nodes: a client waiting on node 1 hears of a file put through node 0
+    # (notifyd's filters travel as CTDB_SRVID_SAMBA_NOTIFY_PROXY broadcasts)
+    watcher = subprocess.Popen(["stdbuf", "-oL", SMBCLIENT, f"//{lc.address(1)}/share", "-p", str(PORT), "-U", USER,
+                                "-s", str(smb.cconf)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=smb.work)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(watcher.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        watcher.stdin.write("notify \\\n")
+        watcher.stdin.flush()
+        time.sleep(1)  # the watch is registered and its filter has reached node 0's notifyd
+        smb.client(0, "put x.txt notified.txt")
+        wait_for(lambda: any("notified.txt" in ln for ln in lines), timeout=20, what="the change notification on node 1")
+        assert any(re.fullmatch(r"[0-9a-f]{4} notified\.txt\n", ln) for ln in lines), lines
+    finally:
+        watcher.kill()
+        watcher.wait()
+    smb.check_alive()
