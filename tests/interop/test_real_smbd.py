@@ -362,3 +362,33 @@ def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> N
         watcher.kill()
         watcher.wait()
     smb.check_alive()
+
+
+def test_surviving_smbd_after_a_node_dies(local_cluster, samba) -> None:
+    """A node's ctdbd dies while its smbd serves an open file: that smbd exits (as with
+    4.17, it cannot live without its daemon), the other node's smbd keeps serving and
+    can delete the file the dead node's client had open."""
+    lc = local_cluster(n=3, loopback=True, loopback_base=237)
+    lc.wait_ok(timeout=30)
+    smb = samba(lc)
+    smb.add_user(0)
+    (smb.work / "x.txt").write_text("x\n")
+    smb.client(0, "put x.txt victim.txt")
+    holder = smb.hold_open(1, "victim.txt")
+    try:
+        wait_for(lambda: re.search(r"^1:\d+ .* victim\.txt ", smb.open_files(0), re.M), timeout=20, interval=0.3,
+                 what="smbstatus on node 0 to see victim.txt open through node 1")
+        assert "NT_STATUS_SHARING_VIOLATION" in smb.client(0, "del victim.txt")
+        lc.kill(1)
+        p1 = smb.procs[1][0]
+        p1.wait(timeout=30)  # smbd lost its daemon
+        wait_for(lambda: "pnn:1 127.0.0.238      DISCONNECTED|UNHEALTHY|INACTIVE" in ours(lc, 0, "status")
+                 and "Recovery mode:NORMAL" in ours(lc, 0, "status"), timeout=30, what="node 1 to be gone")
+        out = smb.client(0, "del victim.txt")
+        assert "NT_STATUS" not in out and not (smb.share / "victim.txt").exists(), out
+        out = smb.client(0, "put x.txt after.txt; get after.txt after-copy.txt; ls")
+        assert (smb.work / "after-copy.txt").read_text() == "x\n" and "after.txt" in out
+        smb.check_alive(0)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
