@@ -282,7 +282,7 @@ def test_files_databases_and_migration(local_cluster, samba) -> None:
 
 
 def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> None:
-    lc = local_cluster(n=3, loopback=True, loopback_base=234)
+    lc = local_cluster(n=3, loopback=True, loopback_base=234, tunables=(("VacuumInterval", "2"),))
     lc.wait_ok(timeout=30)
     smb = samba(lc)
     smb.add_user(1)
@@ -293,6 +293,12 @@ def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> N
     for src, dst in ((1, 0), (0, 1)):
         r = smb.tool(src, "/usr/bin/smbcontrol", f"{dst}:{smb.pid(dst)}", "ping")
         assert r.returncode == 0 and r.stdout == f"PONG from pid {dst}:{smb.pid(dst)}\n", (src, dst, r)
+
+    # ... and broadcasts to every Samba process of the cluster (CTDB_BROADCAST_CONNECTED,
+    # CTDB_SRVID_SAMBA_PROCESS): both parent smbds answer
+    r = smb.tool(0, "/usr/bin/smbcontrol", "-t", "3", "all", "ping")
+    for pnn in (0, 1):
+        assert f"PONG from pid {pnn}:{smb.pid(pnn)}\n" in r.stdout, r
 
     holder = smb.hold_open(0, "held.txt")
     try:
@@ -361,6 +367,14 @@ def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> N
     finally:
         watcher.kill()
         watcher.wait()
+
+    # every file is closed: smbd deleted the share-mode records (empty record, then
+    # SCHEDULE_FOR_DELETION) and vacuuming takes them out of every node's locking.tdb
+    def vacuumed() -> bool:
+        return all(ours(lc, pnn, "cattdb", "locking.tdb").endswith("Dumped 0 record(s)\n") for pnn in (0, 1, 2))
+    wait_for(vacuumed, timeout=30, interval=0.5, what="the deleted share-mode records to be vacuumed")
+    out = smb.client(1, "get notified.txt back.txt")
+    assert (smb.work / "back.txt").read_text() == "x\n", out
     smb.check_alive()
 
 
