@@ -160,20 +160,23 @@ class Samba:
         # one after the other, as nodes come up: the first one creates the cluster-wide
         # machine SID in secrets.tdb, the others find it there
         for pnn in self.nodes:
-            d = self.tmp / f"smbd{pnn}"
-            conf = smb_conf(d, self.lc, pnn, self.share)
-            log = d / "smbd.log"
-            with open(log, "wb") as out:
-                # a session of its own: smbd's children are ended with it (killpg)
-                p = subprocess.Popen([SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
-                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=d,
-                                     start_new_session=True)
-            self.procs[pnn] = (p, log)
+            self.start_one(pnn)
 
-            def up(pnn=pnn) -> bool:
-                self.check_alive(pnn)
-                return listening(self.lc.address(pnn))
-            wait_for(up, timeout=60, interval=0.2, what=f"smbd on node {pnn} to listen")
+    def start_one(self, pnn: int) -> None:
+        d = self.tmp / f"smbd{pnn}"
+        conf = smb_conf(d, self.lc, pnn, self.share)
+        log = d / "smbd.log"
+        with open(log, "ab") as out:
+            # a session of its own: smbd's children are ended with it (killpg)
+            p = subprocess.Popen([SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
+                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=d,
+                                 start_new_session=True)
+        self.procs[pnn] = (p, log)
+
+        def up() -> bool:
+            self.check_alive(pnn)
+            return listening(self.lc.address(pnn))
+        wait_for(up, timeout=60, interval=0.2, what=f"smbd on node {pnn} to listen")
 
     def check_alive(self, pnn: int | None = None) -> None:
         for n in (self.nodes if pnn is None else (pnn,)):
@@ -406,3 +409,16 @@ def test_surviving_smbd_after_a_node_dies(local_cluster, samba) -> None:
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+    # node 1 comes back and its smbd starts as soon as the daemon's socket is there,
+    # before the node has joined: its attaches wait for the recovery, which brings the
+    # persistent databases (the user in passdb.tdb, the machine SID in secrets.tdb) back
+    stop_group(smb.procs[1][0])
+    lc.start(1)
+    wait_for(lambda: os.path.exists(lc.socket(1)), timeout=30, interval=0.02, what="node 1's socket")
+    smb.start_one(1)
+    out = smb.client(1, "get after.txt after-1.txt")
+    assert (smb.work / "after-1.txt").read_text() == "x\n", out
+    sids = [smb.tool(pnn, "/usr/bin/net", "getlocalsid").stdout for pnn in (0, 1)]
+    assert sids[0] == sids[1] and sids[0].startswith("SID for domain CTDBPYSMB is: S-1-5-21-"), sids
+    smb.check_alive()
