@@ -281,6 +281,28 @@ def test_files_databases_and_migration(local_cluster, samba) -> None:
         assert hdr is not None and hdr["dmaster"] == pnn, (pnn, hdr)
         seen.append(hdr["rsn"])
     assert seen[0] < seen[1] < seen[2], seen
+
+    # both nodes at once, over and over, on one file: the share-mode record goes back and
+    # forth between the nodes while each smbd holds its chain lock now and then
+    (smb.work / "c0.txt").write_text("from node 0\n" * 100)
+    (smb.work / "c1.txt").write_text("from node 1\n" * 100)
+    results: dict[int, str] = {}
+
+    def hammer(pnn: int) -> None:
+        cmds = "; ".join(f"put c{pnn}.txt hot.txt; get hot.txt hot{pnn}-{i}.txt" for i in range(15))
+        results[pnn] = smb.client(pnn, cmds)
+
+    threads = [threading.Thread(target=hammer, args=(pnn,)) for pnn in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results) == [0, 1]
+    for pnn, out in results.items():
+        assert "NT_STATUS" not in out, out
+        for i in range(15):  # one version of the file, never a mix (or the moment between truncate and write)
+            assert (smb.work / f"hot{pnn}-{i}.txt").read_text() in ("", "from node 0\n" * 100, "from node 1\n" * 100)
+    assert (smb.share / "hot.txt").read_text() in ("from node 0\n" * 100, "from node 1\n" * 100)
     smb.check_alive()
 
 
