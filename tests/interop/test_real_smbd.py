@@ -1,14 +1,15 @@
 """Debian's real Samba 4.17 `smbd` with `clustering = yes` against our ctdbd.
 
-Three of our daemons on 127.0.0.231-233; an smbd on node 0 and one on node 1, each
-talking to its own node's unix socket, both exporting the same directory (standing in
-for the cluster file system). Debian's `smbclient` puts and gets files through both, and
-we look at smbd's clustered databases through our `ctdb` tool: they are attached on every
-node (also node 2, which runs no smbd), the share-mode record of a file opened through
-both smbds migrates between the nodes, and `smbstatus` on one node sees (through a
-cluster-wide traverse of our daemons) a file held open through the other node's smbd.
-Everything stays on loopback.
-"""
+Each test runs three of our daemons on loopback addresses (127.0.0.231-233, 234-236,
+237-239), an smbd on node 0 and one on node 1, each on its own node's unix socket and
+its own address, both exporting one directory (standing in for the cluster file
+system), and drives them with Debian's `smbclient`, `smbpasswd`, `smbstatus`,
+`smbcontrol` and `net`. What smbd keeps in its clustered databases is read back through
+our `ctdb` tool: the databases are attached on every node (also node 2, which runs no
+smbd), a share-mode record migrates between the nodes, opens through one node are seen
+and honoured by the other (cluster-wide traverse, CHECK_PID_SRVID), Samba's messages
+and change notifications cross nodes, and a node's death leaves the other serving.
+Nothing talks to anything but loopback."""
 
 from __future__ import annotations
 
@@ -281,6 +282,18 @@ def test_files_databases_and_migration(local_cluster, samba) -> None:
         assert hdr is not None and hdr["dmaster"] == pnn, (pnn, hdr)
         seen.append(hdr["rsn"])
     assert seen[0] < seen[1] < seen[2], seen
+
+    # locking.tdb made READONLY (on every node, as 4.17 wants): smbd keeps working. (It
+    # asks for read-only copies only in dbwrap_ctdb's parse_record of a stale local
+    # copy; these SMB operations did not make Debian's 4.17 ctdbd hand out any either.)
+    for pnn in (0, 1, 2):
+        ours(lc, pnn, "setdbreadonly", "locking.tdb")
+    assert re.search(r"^dbid:\S+ name:locking\.tdb path:\S+ READONLY$", ours(lc, 2, "getdbmap"), re.M)
+    for _ in range(3):
+        smb.client(0, "get a.txt again.txt")
+        assert "a.txt" in smb.client(1, "ls")
+        smb.client(1, "get a.txt again.txt")
+        assert (smb.work / "again.txt").read_text() == "written through node 0\n"
 
     # both nodes at once, over and over, on one file: the share-mode record goes back and
     # forth between the nodes while each smbd holds its chain lock now and then
