@@ -5,10 +5,11 @@ The fast path is a non-blocking lock in the daemon itself. A record's chain lock
 someone else (smbd) holds is tried again a few times within ``SPIN`` seconds, as smbd
 holds them for a moment only (spawning a helper costs tens of milliseconds of Python
 start-up, 4.17's C helper about one); after that a helper process
-(:mod:`ctdbcore.db.lock_helper`) waits for it instead; once the helper holds it the daemon *marks* the lock in its own tdb context
-and reads and writes under the helper's lock. It has to be another process: fcntl
-locks belong to a process and robust mutexes (TDB_MUTEX_LOCKING) to a thread, so
-neither could be taken by a worker thread and used by the loop.
+(:mod:`ctdbcore.db.lock_helper`) waits for it instead; once the helper holds it the
+daemon *marks* the lock in its own tdb context and reads and writes under the helper's
+lock. It has to be another process: fcntl locks belong to a process and robust
+mutexes (TDB_MUTEX_LOCKING) to a thread, so neither could be taken by a worker thread
+and used by the loop.
 
 libtdb counts locks per context and the daemon has one context per database, so
 these locks exclude other processes, not other tasks of this one: a task that awaits
