@@ -338,6 +338,29 @@ def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> N
     for pnn in (0, 1):
         assert f"PONG from pid {pnn}:{smb.pid(pnn)}\n" in r.stdout, r
 
+    # persistent transactions from both nodes at once (Samba's own g_lock on g_lock.tdb,
+    # then TRANS3_COMMIT): 10 registry keys each through `net registry`
+    seq0 = int(ours(lc, 2, "getdbseqnum", "registry.tdb"), 16)
+    failures: list = []
+
+    def create_keys(pnn: int) -> None:
+        for i in range(10):
+            r = smb.tool(pnn, "/usr/bin/net", "registry", "createkey", f"HKLM\\Software\\ctdbpy\\n{pnn}k{i}")
+            if r.returncode != 0:
+                failures.append((pnn, i, r.stdout, r.stderr))
+
+    threads = [threading.Thread(target=create_keys, args=(pnn,)) for pnn in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures
+    for pnn in (0, 1):
+        r = smb.tool(pnn, "/usr/bin/net", "registry", "enumerate", "HKLM\\Software\\ctdbpy")
+        assert r.returncode == 0 and len(re.findall(r"^Keyname += n[01]k\d$", r.stdout, re.M)) == 20, r
+    seqs = {int(ours(lc, pnn, "getdbseqnum", "registry.tdb"), 16) for pnn in (0, 1, 2)}
+    assert len(seqs) == 1 and seqs.pop() >= seq0 + 20, seqs
+
     holder = smb.hold_open(0, "held.txt")
     try:
         # node 1's smbstatus sees the open (a cluster-wide traverse), held by a process on node 0
