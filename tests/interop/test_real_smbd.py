@@ -123,7 +123,7 @@ def listening(address: str) -> bool:
 
 def smbclient(conf: Path, address: str, commands: str, cwd: Path) -> str:
     r = subprocess.run([SMBCLIENT, f"//{address}/share", "-p", str(PORT), "-U", USER, "-s", str(conf),
-                        "-c", commands], capture_output=True, text=True, timeout=60, cwd=cwd)
+                        "-c", commands], capture_output=True, text=True, timeout=120, cwd=cwd)
     assert r.returncode == 0, (address, commands, r.stdout, r.stderr)
     return r.stdout + r.stderr
 
@@ -238,7 +238,7 @@ def samba(local_cluster, tmp_path):
 def test_files_databases_and_migration(local_cluster, samba) -> None:
     # deleted share-mode records must stay until we have looked at them
     lc = local_cluster(n=3, loopback=True, loopback_base=231, tunables=(("VacuumInterval", "3600"),))
-    lc.wait_ok(timeout=30)
+    lc.wait_ok(timeout=60)
     smb = samba(lc)
 
     # smbd's clustered databases, seen from node 2, which runs no smbd
@@ -321,7 +321,7 @@ def test_files_databases_and_migration(local_cluster, samba) -> None:
 
 def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> None:
     lc = local_cluster(n=3, loopback=True, loopback_base=234, tunables=(("VacuumInterval", "2"),))
-    lc.wait_ok(timeout=30)
+    lc.wait_ok(timeout=60)
     smb = samba(lc)
     smb.add_user(1)
     (smb.work / "x.txt").write_text("x\n")
@@ -444,7 +444,7 @@ def test_surviving_smbd_after_a_node_dies(local_cluster, samba) -> None:
     4.17, it cannot live without its daemon), the other node's smbd keeps serving and
     can delete the file the dead node's client had open."""
     lc = local_cluster(n=3, loopback=True, loopback_base=237)
-    lc.wait_ok(timeout=30)
+    lc.wait_ok(timeout=60)
     smb = samba(lc)
     smb.add_user(0)
     (smb.work / "x.txt").write_text("x\n")
