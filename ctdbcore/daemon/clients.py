@@ -44,11 +44,15 @@ class ClientConn:
             self.queue.send_nowait(data)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             # 4.17 drops a client whose queue exceeds MaxQueueDropMsg.
-            self.closed = True
-            try:
-                self.stream.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.drop()
+
+    def drop(self) -> None:
+        """Disconnect this client (its reader sees the end and cleans up)."""
+        self.closed = True
+        try:
+            self.stream.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class ClientServer:

@@ -67,13 +67,22 @@ def get_pid(d, req, src, client):
 
 @control(Opcode.PROCESS_EXISTS, 4)
 def process_exists(d, req, src, client):
+    """4.17: only a process that is a client of this daemon exists (Samba asks about
+    smbd processes); on an inactive (banned, stopped, ...) node that client is
+    disconnected -- its smbd exits -- and the answer is "no", so that other nodes
+    may clean up what it held. Otherwise kill(pid, 0)."""
     pid = struct.unpack("<i", req.data)[0]
+    conn = next((c for c in d.server.clients.values() if c.pid == pid), None)
+    if conn is None:
+        return -1
+    if d.own_flags & INACTIVE:
+        log.log(NOTICE, "Killing client with pid:%d on banned/stopped node", pid)
+        conn.drop()
+        return -1
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except OSError:
         return -1
-    except PermissionError:
-        return 0
     return 0
 
 

@@ -1,12 +1,15 @@
 """Taking a record's chain lock, or a whole database's lock, without blocking the
 event loop (4.17 server/ctdb_lock.c).
 
-The fast path is a non-blocking lock in the daemon itself. When someone else (smbd)
-holds the lock, a helper process (:mod:`ctdbcore.db.lock_helper`) waits for it
-instead; once the helper holds it the daemon *marks* the lock in its own tdb context
-and reads and writes under the helper's lock. It has to be another process: fcntl
-locks belong to a process and robust mutexes (TDB_MUTEX_LOCKING) to a thread, so
-neither could be taken by a worker thread and used by the loop.
+The fast path is a non-blocking lock in the daemon itself. A record's chain lock that
+someone else (smbd) holds is tried again a few times within ``SPIN`` seconds, as smbd
+holds them for a moment only (spawning a helper costs tens of milliseconds of Python
+start-up, 4.17's C helper about one); after that a helper process
+(:mod:`ctdbcore.db.lock_helper`) waits for it instead; once the helper holds it the
+daemon *marks* the lock in its own tdb context and reads and writes under the helper's
+lock. It has to be another process: fcntl locks belong to a process and robust
+mutexes (TDB_MUTEX_LOCKING) to a thread, so neither could be taken by a worker thread
+and used by the loop.
 
 libtdb counts locks per context and the daemon has one context per database, so
 these locks exclude other processes, not other tasks of this one: a task that awaits
@@ -36,6 +39,10 @@ log = logging.getLogger("ctdb.tdb")
 HELPER_MODULE = "ctdbcore.db.lock_helper"
 # A helper that was told to let go but has not exited by then is killed.
 RELEASE_TIMEOUT = 5.0
+# A busy record lock is tried again for this long (pauses doubling from SPIN_FIRST)
+# before a helper is started.
+SPIN = 0.015
+SPIN_FIRST = 0.0005
 _MAX_ERROR_TEXT = 4096
 
 
@@ -48,6 +55,7 @@ class LockStats:
     """How locks were had; the daemon's lock statistics are built from these."""
 
     immediate: int = 0  # taken at once in this process
+    spun: int = 0  # ... of which after the first try found it busy
     helper: int = 0  # busy: handed to a helper process
     helper_locked: int = 0  # ... which got it
     timeouts: int = 0
@@ -159,18 +167,30 @@ async def record_lock(tdb: Tdb, key: bytes, timeout: float | None = None,
     Raises TimeoutError after ``timeout`` seconds of waiting (nothing stays locked),
     :class:`LockHelperError` if the helper failed.
     """
-    try:
-        tdb.chainlock_nonblock(key)
-    except TdbBusy:
-        pass
-    else:
+    start = time.monotonic()
+    spin = SPIN if timeout is None else min(SPIN, timeout)
+    pause = SPIN_FIRST
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            tdb.chainlock_nonblock(key)
+        except TdbBusy:
+            left = start + spin - time.monotonic()
+            if left <= 0:
+                break
+            await anyio.sleep(min(pause, left))
+            pause *= 2
+            continue
         stats.immediate += 1
+        stats.spun += tries > 1
         try:
             yield
         finally:
             tdb.chainunlock(key)
         return
-    async with helper_record_lock(tdb, key, timeout, stats):
+    left = None if timeout is None else max(0.0, start + timeout - time.monotonic())
+    async with helper_record_lock(tdb, key, left, stats):
         yield
 
 

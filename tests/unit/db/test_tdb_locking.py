@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 import ctdbcore
+from ctdbcore.db import locking
 from ctdbcore.db.locking import LockHelperError, LockStats, db_lock, record_lock
 from ctdbcore.db.tdb import Tdb, TdbBusy, TdbErrorCode, TdbFlags, runtime_check_for_robust_mutexes
 
@@ -255,6 +256,45 @@ async def test_waits_in_a_helper_without_blocking_the_loop(tdb, holder, lock, ki
     tdb.unlockall()
     assert (stats.immediate, stats.helper, stats.helper_locked, stats.waiting) == (0, 1, 1, 0)
     assert 0.4 < stats.wait_seconds == stats.wait_seconds_max < 10
+
+
+@pytest.mark.anyio
+async def test_record_lock_held_for_a_moment_is_retried_without_a_helper(tdb, holder, stats, monkeypatch):
+    # smbd holds a chain lock for a moment only: trying again for a little while is far
+    # cheaper than starting a helper process (SPIN widened here: a loaded machine)
+    monkeypatch.setattr(locking, "SPIN", 5.0)
+    assert holder("chainlock", KEY) == "ok"
+    got = anyio.Event()
+
+    async def locker() -> None:
+        async with record_lock(tdb, KEY, stats=stats):
+            got.set()
+            tdb.store(KEY, b"after a short wait")
+            assert not holder.try_lock(KEY)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(locker)
+        await anyio.sleep(0.2)
+        assert not got.is_set() and helper_pids(tdb.path) == []
+        assert holder("chainunlock", KEY) == "ok"
+        with anyio.fail_after(10):
+            await got.wait()
+    assert holder.try_lock(KEY)
+    assert holder("fetch", KEY) == "ok " + b"after a short wait".hex()
+    assert (stats.immediate, stats.spun, stats.helper) == (1, 1, 0)
+
+
+@pytest.mark.anyio
+async def test_record_lock_spin_counts_against_the_timeout(tdb, holder, stats, monkeypatch):
+    monkeypatch.setattr(locking, "SPIN", 5.0)
+    assert holder("chainlock", KEY) == "ok"
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with record_lock(tdb, KEY, timeout=0.3, stats=stats):
+            pass
+    assert time.monotonic() - t0 < 3
+    assert stats.immediate == 0 and stats.timeouts == 1
+    assert holder("chainunlock", KEY) == "ok"
 
 
 @pytest.mark.anyio
