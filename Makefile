@@ -9,8 +9,13 @@ APT_PKGS := python3 python3-venv python3-pip iproute2 procps psmisc ctdb tdb-too
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml plugins/ipalloc/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+	@# samba's packages would start system-wide smbd/nmbd (nmbd broadcasts on every
+	@# interface): a policy-rc.d that refuses service starts is in place for the install.
 	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); fi
+		ownpolicy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ownpolicy=1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); rc=$$?; \
+		if [ -n "$$ownpolicy" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e contrib/localcluster -e contrib/example_plugin
