@@ -380,7 +380,8 @@ async def set_recmode(d, req, src, client):
         if d.recmode != RecMode.ACTIVE:
             log.log(NOTICE, "Recovery mode set to ACTIVE")
         d.recmode = RecMode.ACTIVE
-        d.poke_leader()
+        if client is not None:
+            d.wake_leader()  # `ctdb recover`; the leader's own request needs no wake-up
         return 0
     if mode != RecMode.NORMAL:
         return -1

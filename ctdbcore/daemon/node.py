@@ -329,7 +329,17 @@ class Daemon:
             self.recmode = RecMode.ACTIVE
         if self.is_leader():
             self._force_recovery = True
-        self.poke_leader()
+        self.wake_leader()
+
+    def wake_leader(self) -> None:
+        """Have the leader look at the cluster now rather than at its next
+        RecoverInterval tick (4.17 waits for the tick): a node of ours that entered
+        recovery mode asks it for a takeover run, which starts with a full round."""
+        if self.is_leader():
+            self.poke_leader()
+        elif self.election.leader not in (UNKNOWN_PNN, self.pnn):
+            self.send_message(self.election.leader, Srvid.TAKEOVER_RUN,
+                              T.SrvidMessage(pnn=self.pnn, srvid=0).pack())
 
     async def _do_shutdown(self) -> None:
         log.log(NOTICE, "Shutdown sequence commencing")
@@ -875,9 +885,10 @@ class Daemon:
 
     async def _leader_loop(self) -> None:
         while True:
-            self._leader_wake = anyio.Event()
             with anyio.move_on_after(float(self.tunables.get("RecoverInterval"))):
                 await self._leader_wake.wait()
+            # A poke that arrives while the round below runs is for the next round.
+            self._leader_wake = anyio.Event()
             if not self.is_leader() or self.own_flags & INACTIVE:
                 # Leadership is going away: the next leader answers these.
                 self._leaderless_requests.extend(r.pack() for r in self._takeover_requests)
