@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import struct
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from ctdbcore.daemon.calls import Calls
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from ctdbcore.daemon.node import Daemon
 
 log = logging.getLogger("ctdb")
+_RSN = struct.Struct("<Q")
 NOTICE = 25
 
 @attrs.define(eq=False)
@@ -386,15 +389,26 @@ class DbService:
             nodes = [p for p in self.d.vnnmap.map if not self.d.flags.get(p, 0) & INACTIVE]
             failed: list[str] = []
 
-            async def update(pnn: int) -> None:
-                status, _, err = await self.d.control(pnn, Opcode.UPDATE_RECORD, data,
-                                                      timeout=float(self.d.tunables.get("ControlTimeout")))
+            timeout = float(self.d.tunables.get("ControlTimeout"))
+
+            async def update(pnn: int, after_sends: bool = False) -> None:
+                if after_sends:
+                    # One pass of the event loop: the transport's writers, woken by
+                    # the other nodes' UPDATE_RECORDs queued just before, put them on
+                    # the wire before this node's own copy is written (which keeps the
+                    # loop busy), so every copy is written at the same time.
+                    await anyio.lowlevel.checkpoint()
+                status, _, err = await self.d.control(pnn, Opcode.UPDATE_RECORD, data, timeout=timeout)
                 if status != 0:
                     failed.append(f"node {pnn}: {err.decode(errors='replace') or status}")
 
+            own = self.d.pnn
             async with anyio.create_task_group() as tg:
                 for pnn in nodes:
-                    tg.start_soon(update, pnn)
+                    if pnn != own:
+                        tg.start_soon(update, pnn)
+                if own in nodes:
+                    tg.start_soon(update, own, True)
             if not failed:
                 return (0, b"", b"")
             # Some copies may have the transaction and some not: only a recovery (which
@@ -421,22 +435,43 @@ class DbService:
         tdb = db.tdb
         tdb.transaction_start()
         try:
-            for key, value in records:
-                if len(value) < record.HEADER_SIZE:
-                    raise ValueError("record without a header")
-                old = tdb.fetch(key)
-                if old is not None and len(old) >= record.HEADER_SIZE:
-                    old_rsn, _ = marshall.rsn_dmaster(old)
-                    new_rsn, _ = marshall.rsn_dmaster(value)
-                    if old_rsn >= new_rsn and old[record.HEADER_SIZE:] != value[record.HEADER_SIZE:]:
-                        raise ValueError(f"record with rsn {old_rsn} is newer than the update's {new_rsn}")
-                tdb.store(key, value)
+            self._apply_update(tdb, records)
             tdb.transaction_commit()
         except Exception as e:
             tdb.transaction_cancel()
             log.error("Update of %s refused: %s", db.name, e)
             return (-1, b"", str(e).encode())
         return (0, b"", b"")
+
+    @staticmethod
+    def _apply_update(tdb, records: list[tuple[bytes, bytes]]) -> None:
+        """Store an update's records inside the open transaction; ValueError (or
+        TdbError) when one of them must not be applied.
+
+        Every record of every persistent commit passes here on every node: libtdb is
+        called directly (:mod:`ctdbcore.db.tdbfast`), one key Datum per record, and
+        the RSNs are compared on the raw headers."""
+        h = tdb.handle
+        Datum, fetch, store = tdbfast.Datum, tdbfast.fetch_datum, tdbfast.store_datum
+        string_at, free, rsn_of = tdbfast.string_at, tdbfast.free, _RSN.unpack_from
+        size = record.HEADER_SIZE
+        for key, value in records:
+            if len(value) < size:
+                raise ValueError("record without a header")
+            kd = Datum(key, len(key))
+            d = fetch(h, kd)
+            p = d.dptr
+            if p:
+                old = string_at(p, d.dsize)
+                free(p)
+                if len(old) >= size:
+                    (old_rsn,), (new_rsn,) = rsn_of(old), rsn_of(value)
+                    if old_rsn >= new_rsn and old[size:] != value[size:]:
+                        raise ValueError(f"record with rsn {old_rsn} is newer than the update's {new_rsn}")
+            elif not tdbfast.missing(h):
+                tdbfast.raise_error(tdb, "fetch")
+            if store(h, kd, Datum(value, len(value)), TDB_REPLACE) != 0:
+                tdbfast.raise_error(tdb, "store")
 
     async def _update_volatile(self, db: Database, records: list[tuple[bytes, bytes]]) -> tuple[int, bytes, bytes]:
         """4.17 UPDATE_RECORD on a volatile database (``UPDATE_FLAGS_REPLACE_ONLY``): a
