@@ -7,6 +7,7 @@ included, answers the same controls here, as 4.17's daemons do.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import struct
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ctdb")
 _RSN = struct.Struct("<Q")
+_U64 = ctypes.c_uint64  # a record's RSN, read in place in libtdb's copy
 NOTICE = 25
 
 @attrs.define(eq=False)
@@ -426,17 +428,20 @@ class DbService:
     async def update_record(self, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
         """Apply a committed persistent transaction to this copy, all or nothing; on a
         volatile database, replace records this node has (a read-only revoke)."""
-        try:
-            _, records = marshall.unpack(data)
-        except ValueError as e:
-            return (-1, b"", f"bad update buffer: {e}".encode())
         if db.volatile:
+            try:
+                _, records = marshall.unpack(data)
+            except ValueError as e:
+                return (-1, b"", f"bad update buffer: {e}".encode())
             return await self._update_volatile(db, records)
         tdb = db.tdb
         tdb.transaction_start()
         try:
-            self._apply_update(tdb, records)
+            self._apply_update(tdb, data)
             tdb.transaction_commit()
+        except marshall.BadBuffer as e:
+            tdb.transaction_cancel()
+            return (-1, b"", f"bad update buffer: {e}".encode())
         except Exception as e:
             tdb.transaction_cancel()
             log.error("Update of %s refused: %s", db.name, e)
@@ -444,30 +449,33 @@ class DbService:
         return (0, b"", b"")
 
     @staticmethod
-    def _apply_update(tdb, records: list[tuple[bytes, bytes]]) -> None:
-        """Store an update's records inside the open transaction; ValueError (or
-        TdbError) when one of them must not be applied.
+    def _apply_update(tdb, data: bytes) -> None:
+        """Store an update buffer's records inside the open transaction, each as it is
+        read (4.17's ``ctdb_marshall_loop_next`` loop); ValueError (or TdbError) when
+        one of them must not be applied, :class:`marshall.BadBuffer` for a malformed
+        buffer.
 
         Every record of every persistent commit passes here on every node: libtdb is
-        called directly (:mod:`ctdbcore.db.tdbfast`), one key Datum per record, and
-        the RSNs are compared on the raw headers."""
+        called directly (:mod:`ctdbcore.db.tdbfast`), and an old record is only copied
+        out when its RSN is not below the update's (then its data decides)."""
         h = tdb.handle
         Datum, fetch, store = tdbfast.Datum, tdbfast.fetch_datum, tdbfast.store_datum
-        string_at, free, rsn_of = tdbfast.string_at, tdbfast.free, _RSN.unpack_from
+        string_at, free, rsn_of, rsn_at = tdbfast.string_at, tdbfast.free, _RSN.unpack_from, _U64.from_address
         size = record.HEADER_SIZE
-        for key, value in records:
+        for key, value in marshall.records(data):
             if len(value) < size:
                 raise ValueError("record without a header")
             kd = Datum(key, len(key))
             d = fetch(h, kd)
             p = d.dptr
             if p:
-                old = string_at(p, d.dsize)
-                free(p)
-                if len(old) >= size:
-                    (old_rsn,), (new_rsn,) = rsn_of(old), rsn_of(value)
-                    if old_rsn >= new_rsn and old[size:] != value[size:]:
+                old_size = d.dsize
+                if old_size >= size:
+                    old_rsn, (new_rsn,) = rsn_at(p).value, rsn_of(value)
+                    if old_rsn >= new_rsn and string_at(p + size, old_size - size) != value[size:]:
+                        free(p)
                         raise ValueError(f"record with rsn {old_rsn} is newer than the update's {new_rsn}")
+                free(p)
             elif not tdbfast.missing(h):
                 tdbfast.raise_error(tdb, "fetch")
             if store(h, kd, Datum(value, len(value)), TDB_REPLACE) != 0:
