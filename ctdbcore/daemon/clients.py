@@ -43,6 +43,7 @@ class ClientConn:
     srvids: set[int] = attrs.field(factory=set)
     closed: bool = False
     unsent: int = 0  # packets written while the socket had not taken earlier ones
+    waiting: int = 0  # controls of this client whose tasks have not started
 
     def send(self, data: bytes) -> None:
         if self.closed:

@@ -95,6 +95,15 @@ def _now() -> float:
     return time.monotonic()
 
 
+
+def _control_result(res) -> tuple[int, bytes, bytes]:
+    """A handler's answer (a status, a payload, or the full triple) as the triple."""
+    if isinstance(res, int):
+        return (res, b"", b"")
+    if isinstance(res, bytes):
+        return (0, res, b"")
+    return res
+
 class Daemon:
     def __init__(
         self,
@@ -180,6 +189,7 @@ class Daemon:
         self._reqids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._forwards: dict[int, _Forward] = {}
+        self._node_waiting: dict[int, int] = {}  # pnn -> its controls whose tasks have not started
         self._srvids: dict[int, set[ClientConn]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
@@ -574,7 +584,7 @@ class Daemon:
         if isinstance(pkt, P.ReqKeepalive):
             self._check_keepalive(pnn, pkt)
         elif isinstance(pkt, P.ReqControl):
-            self.spawn(self._serve_node_control, pnn, pkt)
+            self._serve_node_control(pnn, pkt)
         elif isinstance(pkt, P.ReplyControl):
             self._control_reply(pkt)
         elif isinstance(pkt, P.ReqMessage):
@@ -735,29 +745,61 @@ class Daemon:
         if fwd is not None:
             self._reply_client(fwd.client, fwd.client_reqid, pkt.status, pkt.data, pkt.errmsg)
 
-    async def _serve_node_control(self, src: int, req) -> None:
-        status, data, err = await self.dispatch_control(req, src, None)
+    def _serve_node_control(self, src: int, req) -> None:
+        """Answer another node's control: at once when its handler does not wait, else
+        in a task of its own (see :meth:`_serve_client_control`)."""
+        if self._node_waiting.get(src):
+            self._node_waiting[src] += 1
+            self.spawn(self._serve_node_control_later, src, req, None)
+            return
+        done, pending = self._start_control(req, src, None)
+        if pending is not None:
+            self._node_waiting[src] = self._node_waiting.get(src, 0) + 1
+            self.spawn(self._serve_node_control_later, src, req, pending)
+        elif not req.flags & CTRL_FLAG_NOREPLY:
+            status, data, err = done
+            self.send_node(src, P.ReplyControl(status=status, data=data, errmsg=err, reqid=req.reqid))
+
+    async def _serve_node_control_later(self, src: int, req, pending) -> None:
+        self._node_waiting[src] -= 1
+        if pending is None:
+            status, data, err = await self.dispatch_control(req, src, None)
+        else:
+            status, data, err = await self._finish_control(req, pending)
         if not req.flags & CTRL_FLAG_NOREPLY:
             self.send_node(src, P.ReplyControl(status=status, data=data, errmsg=err, reqid=req.reqid))
 
     async def dispatch_control(self, req, src: int, client: ClientConn | None) -> tuple[int, bytes, bytes]:
+        done, pending = self._start_control(req, src, client)
+        if pending is None:
+            return done
+        return await self._finish_control(req, pending)
+
+    def _start_control(self, req, src: int, client: ClientConn | None):
+        """Run a control's handler: ``(result, None)`` when it is done, ``(None,
+        awaitable)`` when it has to wait for something (an async handler, not started)."""
         handler = self._handlers.get(req.opcode)
         if handler is None:
             name = Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_ else str(req.opcode)
             log.warning("Control %s not implemented", name)
-            return (-1, b"", b"")
+            return (-1, b"", b""), None
         try:
             res = handler(self, req, src, client)
-            if hasattr(res, "__await__"):
-                res = await res
+        except Exception as e:
+            log.exception("Control %s failed", req.opcode)
+            return (-1, b"", str(e).encode()), None
+        if hasattr(res, "__await__"):
+            return None, res
+        return _control_result(res), None
+
+    @staticmethod
+    async def _finish_control(req, pending) -> tuple[int, bytes, bytes]:
+        try:
+            res = await pending
         except Exception as e:
             log.exception("Control %s failed", req.opcode)
             return (-1, b"", str(e).encode())
-        if isinstance(res, int):
-            return (res, b"", b"")
-        if isinstance(res, bytes):
-            return (0, res, b"")
-        return res
+        return _control_result(res)
 
     # ------------------------------------------------------------------ clients
 
@@ -769,14 +811,14 @@ class Daemon:
         if isinstance(pkt, P.ReqControl):
             dest = pkt.destnode
             if dest == CURRENT_NODE or dest == self.pnn:
-                self.spawn(self._serve_client_control, client, pkt)
+                self._serve_client_control(client, pkt)
             elif dest in BROADCASTS:
                 if not pkt.flags & CTRL_FLAG_NOREPLY:
                     self._reply_client(client, pkt.reqid, -1, b"", b"broadcast control needs NOREPLY")
                     return
                 for pnn in self.broadcast_targets(dest):
                     if pnn == self.pnn:
-                        self.spawn(self._serve_client_control, client, pkt)
+                        self._serve_client_control(client, pkt)
                     else:
                         self.send_node(pnn, attrs.evolve(pkt, client_id=client.client_id, reqid=0))
             else:
@@ -803,9 +845,30 @@ class Daemon:
         self._forwards[reqid] = _Forward(client, pkt.reqid, dest)
         self.send_node(dest, attrs.evolve(pkt, client_id=client.client_id, reqid=reqid))
 
-    async def _serve_client_control(self, client: ClientConn, pkt) -> None:
+    def _serve_client_control(self, client: ClientConn, pkt) -> None:
+        """Answer a local client's control. A handler that does not wait (most of them)
+        runs and is answered at once, as the packet is read; one that waits goes on in
+        a task of its own. A control from a client with an earlier one whose task has
+        not started yet waits behind it, so controls still start in the order sent."""
+        if client.waiting:
+            client.waiting += 1
+            self.spawn(self._serve_client_control_later, client, pkt, None)
+            return
         req = attrs.evolve(pkt, client_id=client.client_id)
-        status, data, err = await self.dispatch_control(req, self.pnn, client)
+        done, pending = self._start_control(req, self.pnn, client)
+        if pending is not None:
+            client.waiting += 1
+            self.spawn(self._serve_client_control_later, client, pkt, pending)
+        elif not pkt.flags & CTRL_FLAG_NOREPLY:
+            self._reply_client(client, pkt.reqid, *done)
+
+    async def _serve_client_control_later(self, client: ClientConn, pkt, pending) -> None:
+        client.waiting -= 1
+        if pending is None:
+            req = attrs.evolve(pkt, client_id=client.client_id)
+            status, data, err = await self.dispatch_control(req, self.pnn, client)
+        else:
+            status, data, err = await self._finish_control(pkt, pending)
         if not pkt.flags & CTRL_FLAG_NOREPLY:
             self._reply_client(client, pkt.reqid, status, data, err)
 
