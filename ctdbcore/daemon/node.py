@@ -590,13 +590,13 @@ class Daemon:
         elif isinstance(pkt, P.ReqMessage):
             self.deliver_local(pkt.srvid, pkt.data, pnn)
         elif isinstance(pkt, P.ReqCall):
-            self.spawn(self.dbs.calls.req_call, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.req_call, pnn, pkt)
         elif isinstance(pkt, P.ReqDmaster):
-            self.spawn(self.dbs.calls.req_dmaster, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.req_dmaster, pnn, pkt)
         elif isinstance(pkt, P.ReplyDmaster):
-            self.spawn(self.dbs.calls.reply_dmaster, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.reply_dmaster, pnn, pkt)
         elif isinstance(pkt, P.ReplyCall):
-            self.spawn(self.dbs.calls.reply_call, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.reply_call, pnn, pkt)
         elif isinstance(pkt, P.ReplyError):
             self.dbs.calls.reply_error(pnn, pkt)
         else:
@@ -745,23 +745,31 @@ class Daemon:
         if fwd is not None:
             self._reply_client(fwd.client, fwd.client_reqid, pkt.status, pkt.data, pkt.errmsg)
 
+    def _spawn_from(self, pnn: int, fn, *args) -> None:
+        """Handle a packet from node ``pnn`` in a task; until that task starts, a later
+        control from the node is not run ahead of it (:meth:`_serve_node_control`)."""
+        self._node_waiting[pnn] = self._node_waiting.get(pnn, 0) + 1
+        self.spawn(self._started_from, pnn, fn, args)
+
+    async def _started_from(self, pnn: int, fn, args) -> None:
+        self._node_waiting[pnn] -= 1
+        await fn(*args)
+
     def _serve_node_control(self, src: int, req) -> None:
         """Answer another node's control: at once when its handler does not wait, else
-        in a task of its own (see :meth:`_serve_client_control`)."""
+        in a task of its own; behind any earlier packet from that node still waiting for
+        its task to start (see :meth:`_serve_client_control`)."""
         if self._node_waiting.get(src):
-            self._node_waiting[src] += 1
-            self.spawn(self._serve_node_control_later, src, req, None)
+            self._spawn_from(src, self._serve_node_control_later, src, req, None)
             return
         done, pending = self._start_control(req, src, None)
         if pending is not None:
-            self._node_waiting[src] = self._node_waiting.get(src, 0) + 1
-            self.spawn(self._serve_node_control_later, src, req, pending)
+            self._spawn_from(src, self._serve_node_control_later, src, req, pending)
         elif not req.flags & CTRL_FLAG_NOREPLY:
             status, data, err = done
             self.send_node(src, P.ReplyControl(status=status, data=data, errmsg=err, reqid=req.reqid))
 
     async def _serve_node_control_later(self, src: int, req, pending) -> None:
-        self._node_waiting[src] -= 1
         if pending is None:
             status, data, err = await self.dispatch_control(req, src, None)
         else:
@@ -848,22 +856,30 @@ class Daemon:
     def _serve_client_control(self, client: ClientConn, pkt) -> None:
         """Answer a local client's control. A handler that does not wait (most of them)
         runs and is answered at once, as the packet is read; one that waits goes on in
-        a task of its own. A control from a client with an earlier one whose task has
-        not started yet waits behind it, so controls still start in the order sent."""
+        a task of its own. A control from a client with an earlier control or call whose
+        task has not started yet waits behind it, so they still start in the order sent."""
         if client.waiting:
-            client.waiting += 1
-            self.spawn(self._serve_client_control_later, client, pkt, None)
+            self.spawn_for(client, self._serve_client_control_later, client, pkt, None)
             return
         req = attrs.evolve(pkt, client_id=client.client_id)
         done, pending = self._start_control(req, self.pnn, client)
         if pending is not None:
-            client.waiting += 1
-            self.spawn(self._serve_client_control_later, client, pkt, pending)
+            self.spawn_for(client, self._serve_client_control_later, client, pkt, pending)
         elif not pkt.flags & CTRL_FLAG_NOREPLY:
             self._reply_client(client, pkt.reqid, *done)
 
-    async def _serve_client_control_later(self, client: ClientConn, pkt, pending) -> None:
+    def spawn_for(self, client: ClientConn, fn, *args) -> None:
+        """Handle a client's packet in a task; until that task starts, a later control
+        of the client is not run ahead of it."""
+        client.waiting += 1
+        self.spawn(self._started_for, client, fn, args)
+
+    @staticmethod
+    async def _started_for(client: ClientConn, fn, args) -> None:
         client.waiting -= 1
+        await fn(*args)
+
+    async def _serve_client_control_later(self, client: ClientConn, pkt, pending) -> None:
         if pending is None:
             req = attrs.evolve(pkt, client_id=client.client_id)
             status, data, err = await self.dispatch_control(req, self.pnn, client)
