@@ -149,7 +149,7 @@ class Calls:
             return
         call = PendingCall(reqid=next(self._reqids), client=client, client_reqid=pkt.reqid, db_id=pkt.db_id,
                            key=pkt.key, callid=pkt.callid, flags=pkt.flags, calldata=pkt.calldata)
-        self.d.spawn(self.start, call)
+        self.d.spawn_for(client, self.start, call)
 
     async def start(self, call: PendingCall) -> None:
         """A local client's call (4.17 ``daemon_request_call_from_client``)."""

@@ -4,10 +4,17 @@
 gets 0770), the peer pid comes from SO_PEERCRED, packets need no padding, a packet
 shorter than a header or with a bad magic is dropped without closing the
 connection, and a zero length field ends it.
+
+Every control a client sends passes here twice, so a connection is an asyncio
+protocol (the daemon runs on anyio's asyncio backend, as the client library's
+transport does): packets are decoded in ``data_received`` as the bytes come, and a
+reply is handed to the socket at once by ``transport.write``, with no task per
+connection waking up for each read and each write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import logging
 import os
@@ -17,7 +24,6 @@ from typing import Callable
 
 import anyio
 import attrs
-from anyio.abc import SocketAttribute, SocketStream
 
 from ctdbcore.protocol.decoder import StreamDecoder
 from ctdbcore.protocol.errors import ProtocolError
@@ -25,34 +31,78 @@ from ctdbcore.protocol.errors import ProtocolError
 # 4.17 hands out client ids from reqid_init(INT_MAX-200); the first one seen live is
 # 0x7fffff38.
 FIRST_CLIENT_ID = 0x7FFFFF38
-QUEUE_LEN = 100000
+QUEUE_LEN = 100000  # packets a client has not read yet before it is dropped
+BACKLOG = 65536  # as anyio's listeners (the kernel caps it at somaxconn)
 
 
 @attrs.define(eq=False)
 class ClientConn:
     client_id: int
     pid: int
-    stream: SocketStream
-    queue: anyio.abc.ObjectSendStream
+    transport: asyncio.Transport
     srvids: set[int] = attrs.field(factory=set)
     closed: bool = False
+    unsent: int = 0  # packets written while the socket had not taken earlier ones
+    waiting: int = 0  # controls of this client whose tasks have not started
 
     def send(self, data: bytes) -> None:
         if self.closed:
             return
-        try:
-            self.queue.send_nowait(data)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            # 4.17 drops a client whose queue exceeds MaxQueueDropMsg.
-            self.drop()
+        t = self.transport
+        if t.is_closing():
+            self.closed = True  # gone; connection_lost tells the daemon
+            return
+        if t.get_write_buffer_size():
+            self.unsent += 1
+            if self.unsent > QUEUE_LEN:
+                # 4.17 drops a client whose queue exceeds MaxQueueDropMsg.
+                self.close()
+                return
+        else:
+            self.unsent = 0
+        t.write(data)
 
-    def drop(self) -> None:
-        """Disconnect this client (its reader sees the end and cleans up)."""
+    def close(self) -> None:
         self.closed = True
+        self.transport.abort()
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: ClientServer) -> None:
+        self.server = server
+        self.client: ClientConn | None = None
+        self.decoder = StreamDecoder(strict=False)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.client = self.server._connected(transport)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None or client.closed:
+            return
+        server = self.server
+        decoder = self.decoder
+        decoder.feed(data)
         try:
-            self.stream.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+            for ev in decoder.events():
+                if hasattr(ev, "OPERATION"):
+                    server.on_packet(client, ev)
+                    if client.closed:
+                        return
+                else:
+                    server.log.warning("client pid %d: dropped packet: %s", client.pid, ev.error)
+        except ProtocolError as e:
+            server.log.error("client pid %d: %s, closing its connection", client.pid, e)
+            client.close()
+
+    def eof_received(self) -> bool:
+        return False  # close the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            self.server._gone(client)
 
 
 class ClientServer:
@@ -79,23 +129,35 @@ class ClientServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        listener = await anyio.create_unix_listener(self.path)
-        if self.group:
-            os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
-            os.chmod(self.path, 0o770)
-        else:
-            os.chmod(self.path, 0o700)
-        task_status.started()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            await listener.serve(self._handle)
+            sock.bind(self.path)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        server = await asyncio.get_running_loop().create_unix_server(lambda: _Connection(self), sock=sock)
+        try:
+            if self.group:
+                os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+                os.chmod(self.path, 0o770)
+            else:
+                os.chmod(self.path, 0o700)
+            task_status.started()
+            await anyio.sleep_forever()
         finally:
+            server.close()
+            for client in list(self.clients.values()):
+                client.close()
+                self._gone(client)
             try:
                 os.unlink(self.path)
             except OSError:
                 pass
 
-    async def _handle(self, stream: SocketStream) -> None:
-        sock = stream.extra(SocketAttribute.raw_socket)
+    def _connected(self, transport: asyncio.Transport) -> ClientConn:
+        sock = transport.get_extra_info("socket")
         try:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid = struct.unpack("3i", creds)[0]
@@ -103,39 +165,12 @@ class ClientServer:
             pid = 0
         client_id = self._next_id
         self._next_id = self._next_id + 1 if self._next_id < 0x7FFFFFFF else FIRST_CLIENT_ID
-        send_q, recv_q = anyio.create_memory_object_stream(QUEUE_LEN)
-        client = ClientConn(client_id, pid, stream, send_q)
+        client = ClientConn(client_id, pid, transport)
         self.clients[client_id] = client
-        decoder = StreamDecoder(strict=False)
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer, stream, recv_q, tg.cancel_scope)
-                try:
-                    while True:
-                        data = await stream.receive(65536)
-                        decoder.feed(data)
-                        for ev in decoder.events():
-                            if hasattr(ev, "OPERATION"):
-                                self.on_packet(client, ev)
-                            else:
-                                self.log.warning("client pid %d: dropped packet: %s", pid, ev.error)
-                except ProtocolError as e:
-                    self.log.error("client pid %d: %s, closing its connection", pid, e)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    pass
-                tg.cancel_scope.cancel()
-        finally:
-            client.closed = True
-            self.clients.pop(client_id, None)
-            send_q.close()
-            self.on_close(client)
-            await stream.aclose()
+        return client
 
-    async def _writer(self, stream: SocketStream, queue, scope) -> None:
-        try:
-            async with queue:
-                async for data in queue:
-                    await stream.send(data)
-        except Exception:
-            pass
-        scope.cancel()
+    def _gone(self, client: ClientConn) -> None:
+        if self.clients.pop(client.client_id, None) is not client:
+            return  # already told
+        client.closed = True
+        self.on_close(client)

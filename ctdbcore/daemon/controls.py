@@ -77,7 +77,7 @@ def process_exists(d, req, src, client):
         return -1
     if d.own_flags & INACTIVE:
         log.log(NOTICE, "Killing client with pid:%d on banned/stopped node", pid)
-        conn.drop()
+        conn.close()
         return -1
     try:
         os.kill(pid, 0)

@@ -7,11 +7,14 @@ included, answers the same controls here, as 4.17's daemons do.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
+import struct
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from ctdbcore.daemon.calls import Calls
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from ctdbcore.daemon.node import Daemon
 
 log = logging.getLogger("ctdb")
+_RSN = struct.Struct("<Q")
+_U64 = ctypes.c_uint64  # a record's RSN, read in place in libtdb's copy
 NOTICE = 25
 
 @attrs.define(eq=False)
@@ -395,15 +400,26 @@ class DbService:
             nodes = [p for p in self.d.vnnmap.map if not self.d.flags.get(p, 0) & INACTIVE]
             failed: list[str] = []
 
-            async def update(pnn: int) -> None:
-                status, _, err = await self.d.control(pnn, Opcode.UPDATE_RECORD, data,
-                                                      timeout=float(self.d.tunables.get("ControlTimeout")))
+            timeout = float(self.d.tunables.get("ControlTimeout"))
+
+            async def update(pnn: int, after_sends: bool = False) -> None:
+                if after_sends:
+                    # One pass of the event loop: the transport's writers, woken by
+                    # the other nodes' UPDATE_RECORDs queued just before, put them on
+                    # the wire before this node's own copy is written (which keeps the
+                    # loop busy), so every copy is written at the same time.
+                    await anyio.lowlevel.checkpoint()
+                status, _, err = await self.d.control(pnn, Opcode.UPDATE_RECORD, data, timeout=timeout)
                 if status != 0:
                     failed.append(f"node {pnn}: {err.decode(errors='replace') or status}")
 
+            own = self.d.pnn
             async with anyio.create_task_group() as tg:
                 for pnn in nodes:
-                    tg.start_soon(update, pnn)
+                    if pnn != own:
+                        tg.start_soon(update, pnn)
+                if own in nodes:
+                    tg.start_soon(update, own, True)
             if not failed:
                 return (0, b"", b"")
             # Some copies may have the transaction and some not: only a recovery (which
@@ -421,31 +437,58 @@ class DbService:
     async def update_record(self, db: Database, data: bytes) -> tuple[int, bytes, bytes]:
         """Apply a committed persistent transaction to this copy, all or nothing; on a
         volatile database, replace records this node has (a read-only revoke)."""
-        try:
-            _, records = marshall.unpack(data)
-        except ValueError as e:
-            return (-1, b"", f"bad update buffer: {e}".encode())
         if db.volatile:
+            try:
+                _, records = marshall.unpack(data)
+            except ValueError as e:
+                return (-1, b"", f"bad update buffer: {e}".encode())
             return await self._update_volatile(db, records)
         tdb = db.tdb
         tdb.transaction_start()
         try:
-            for key, value in records:
-                if len(value) < record.HEADER_SIZE:
-                    raise ValueError("record without a header")
-                old = tdb.fetch(key)
-                if old is not None and len(old) >= record.HEADER_SIZE:
-                    old_rsn, _ = marshall.rsn_dmaster(old)
-                    new_rsn, _ = marshall.rsn_dmaster(value)
-                    if old_rsn >= new_rsn and old[record.HEADER_SIZE:] != value[record.HEADER_SIZE:]:
-                        raise ValueError(f"record with rsn {old_rsn} is newer than the update's {new_rsn}")
-                tdb.store(key, value)
+            self._apply_update(tdb, data)
             tdb.transaction_commit()
+        except marshall.BadBuffer as e:
+            tdb.transaction_cancel()
+            return (-1, b"", f"bad update buffer: {e}".encode())
         except Exception as e:
             tdb.transaction_cancel()
             log.error("Update of %s refused: %s", db.name, e)
             return (-1, b"", str(e).encode())
         return (0, b"", b"")
+
+    @staticmethod
+    def _apply_update(tdb, data: bytes) -> None:
+        """Store an update buffer's records inside the open transaction, each as it is
+        read (4.17's ``ctdb_marshall_loop_next`` loop); ValueError (or TdbError) when
+        one of them must not be applied, :class:`marshall.BadBuffer` for a malformed
+        buffer.
+
+        Every record of every persistent commit passes here on every node: libtdb is
+        called directly (:mod:`ctdbcore.db.tdbfast`), and an old record is only copied
+        out when its RSN is not below the update's (then its data decides)."""
+        h = tdb.handle
+        Datum, fetch, store = tdbfast.Datum, tdbfast.fetch_datum, tdbfast.store_datum
+        string_at, free, rsn_of, rsn_at = tdbfast.string_at, tdbfast.free, _RSN.unpack_from, _U64.from_address
+        size = record.HEADER_SIZE
+        for key, value in marshall.records(data):
+            if len(value) < size:
+                raise ValueError("record without a header")
+            kd = Datum(key, len(key))
+            d = fetch(h, kd)
+            p = d.dptr
+            if p:
+                old_size = d.dsize
+                if old_size >= size:
+                    old_rsn, (new_rsn,) = rsn_at(p).value, rsn_of(value)
+                    if old_rsn >= new_rsn and string_at(p + size, old_size - size) != value[size:]:
+                        free(p)
+                        raise ValueError(f"record with rsn {old_rsn} is newer than the update's {new_rsn}")
+                free(p)
+            elif not tdbfast.missing(h):
+                tdbfast.raise_error(tdb, "fetch")
+            if store(h, kd, Datum(value, len(value)), TDB_REPLACE) != 0:
+                tdbfast.raise_error(tdb, "store")
 
     async def _update_volatile(self, db: Database, records: list[tuple[bytes, bytes]]) -> tuple[int, bytes, bytes]:
         """4.17 UPDATE_RECORD on a volatile database (``UPDATE_FLAGS_REPLACE_ONLY``): a

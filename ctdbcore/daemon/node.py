@@ -95,6 +95,15 @@ def _now() -> float:
     return time.monotonic()
 
 
+
+def _control_result(res) -> tuple[int, bytes, bytes]:
+    """A handler's answer (a status, a payload, or the full triple) as the triple."""
+    if isinstance(res, int):
+        return (res, b"", b"")
+    if isinstance(res, bytes):
+        return (0, res, b"")
+    return res
+
 class Daemon:
     def __init__(
         self,
@@ -180,6 +189,7 @@ class Daemon:
         self._reqids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._forwards: dict[int, _Forward] = {}
+        self._node_waiting: dict[int, int] = {}  # pnn -> its controls whose tasks have not started
         self._srvids: dict[int, set[ClientConn]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
@@ -584,19 +594,19 @@ class Daemon:
         if isinstance(pkt, P.ReqKeepalive):
             self._check_keepalive(pnn, pkt)
         elif isinstance(pkt, P.ReqControl):
-            self.spawn(self._serve_node_control, pnn, pkt)
+            self._serve_node_control(pnn, pkt)
         elif isinstance(pkt, P.ReplyControl):
             self._control_reply(pkt)
         elif isinstance(pkt, P.ReqMessage):
             self.deliver_local(pkt.srvid, pkt.data, pnn)
         elif isinstance(pkt, P.ReqCall):
-            self.spawn(self.dbs.calls.req_call, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.req_call, pnn, pkt)
         elif isinstance(pkt, P.ReqDmaster):
-            self.spawn(self.dbs.calls.req_dmaster, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.req_dmaster, pnn, pkt)
         elif isinstance(pkt, P.ReplyDmaster):
-            self.spawn(self.dbs.calls.reply_dmaster, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.reply_dmaster, pnn, pkt)
         elif isinstance(pkt, P.ReplyCall):
-            self.spawn(self.dbs.calls.reply_call, pnn, pkt)
+            self._spawn_from(pnn, self.dbs.calls.reply_call, pnn, pkt)
         elif isinstance(pkt, P.ReplyError):
             self.dbs.calls.reply_error(pnn, pkt)
         else:
@@ -745,29 +755,69 @@ class Daemon:
         if fwd is not None:
             self._reply_client(fwd.client, fwd.client_reqid, pkt.status, pkt.data, pkt.errmsg)
 
-    async def _serve_node_control(self, src: int, req) -> None:
-        status, data, err = await self.dispatch_control(req, src, None)
+    def _spawn_from(self, pnn: int, fn, *args) -> None:
+        """Handle a packet from node ``pnn`` in a task; until that task starts, a later
+        control from the node is not run ahead of it (:meth:`_serve_node_control`)."""
+        self._node_waiting[pnn] = self._node_waiting.get(pnn, 0) + 1
+        self.spawn(self._started_from, pnn, fn, args)
+
+    async def _started_from(self, pnn: int, fn, args) -> None:
+        self._node_waiting[pnn] -= 1
+        await fn(*args)
+
+    def _serve_node_control(self, src: int, req) -> None:
+        """Answer another node's control: at once when its handler does not wait, else
+        in a task of its own; behind any earlier packet from that node still waiting for
+        its task to start (see :meth:`_serve_client_control`)."""
+        if self._node_waiting.get(src):
+            self._spawn_from(src, self._serve_node_control_later, src, req, None)
+            return
+        done, pending = self._start_control(req, src, None)
+        if pending is not None:
+            self._spawn_from(src, self._serve_node_control_later, src, req, pending)
+        elif not req.flags & CTRL_FLAG_NOREPLY:
+            status, data, err = done
+            self.send_node(src, P.ReplyControl(status=status, data=data, errmsg=err, reqid=req.reqid))
+
+    async def _serve_node_control_later(self, src: int, req, pending) -> None:
+        if pending is None:
+            status, data, err = await self.dispatch_control(req, src, None)
+        else:
+            status, data, err = await self._finish_control(req, pending)
         if not req.flags & CTRL_FLAG_NOREPLY:
             self.send_node(src, P.ReplyControl(status=status, data=data, errmsg=err, reqid=req.reqid))
 
     async def dispatch_control(self, req, src: int, client: ClientConn | None) -> tuple[int, bytes, bytes]:
+        done, pending = self._start_control(req, src, client)
+        if pending is None:
+            return done
+        return await self._finish_control(req, pending)
+
+    def _start_control(self, req, src: int, client: ClientConn | None):
+        """Run a control's handler: ``(result, None)`` when it is done, ``(None,
+        awaitable)`` when it has to wait for something (an async handler, not started)."""
         handler = self._handlers.get(req.opcode)
         if handler is None:
             name = Opcode(req.opcode).name if req.opcode in Opcode._value2member_map_ else str(req.opcode)
             log.warning("Control %s not implemented", name)
-            return (-1, b"", b"")
+            return (-1, b"", b""), None
         try:
             res = handler(self, req, src, client)
-            if hasattr(res, "__await__"):
-                res = await res
+        except Exception as e:
+            log.exception("Control %s failed", req.opcode)
+            return (-1, b"", str(e).encode()), None
+        if hasattr(res, "__await__"):
+            return None, res
+        return _control_result(res), None
+
+    @staticmethod
+    async def _finish_control(req, pending) -> tuple[int, bytes, bytes]:
+        try:
+            res = await pending
         except Exception as e:
             log.exception("Control %s failed", req.opcode)
             return (-1, b"", str(e).encode())
-        if isinstance(res, int):
-            return (res, b"", b"")
-        if isinstance(res, bytes):
-            return (0, res, b"")
-        return res
+        return _control_result(res)
 
     # ------------------------------------------------------------------ clients
 
@@ -779,14 +829,14 @@ class Daemon:
         if isinstance(pkt, P.ReqControl):
             dest = pkt.destnode
             if dest == CURRENT_NODE or dest == self.pnn:
-                self.spawn(self._serve_client_control, client, pkt)
+                self._serve_client_control(client, pkt)
             elif dest in BROADCASTS:
                 if not pkt.flags & CTRL_FLAG_NOREPLY:
                     self._reply_client(client, pkt.reqid, -1, b"", b"broadcast control needs NOREPLY")
                     return
                 for pnn in self.broadcast_targets(dest):
                     if pnn == self.pnn:
-                        self.spawn(self._serve_client_control, client, pkt)
+                        self._serve_client_control(client, pkt)
                     else:
                         self.send_node(pnn, attrs.evolve(pkt, client_id=client.client_id, reqid=0))
             else:
@@ -813,9 +863,38 @@ class Daemon:
         self._forwards[reqid] = _Forward(client, pkt.reqid, dest)
         self.send_node(dest, attrs.evolve(pkt, client_id=client.client_id, reqid=reqid))
 
-    async def _serve_client_control(self, client: ClientConn, pkt) -> None:
+    def _serve_client_control(self, client: ClientConn, pkt) -> None:
+        """Answer a local client's control. A handler that does not wait (most of them)
+        runs and is answered at once, as the packet is read; one that waits goes on in
+        a task of its own. A control from a client with an earlier control or call whose
+        task has not started yet waits behind it, so they still start in the order sent."""
+        if client.waiting:
+            self.spawn_for(client, self._serve_client_control_later, client, pkt, None)
+            return
         req = attrs.evolve(pkt, client_id=client.client_id)
-        status, data, err = await self.dispatch_control(req, self.pnn, client)
+        done, pending = self._start_control(req, self.pnn, client)
+        if pending is not None:
+            self.spawn_for(client, self._serve_client_control_later, client, pkt, pending)
+        elif not pkt.flags & CTRL_FLAG_NOREPLY:
+            self._reply_client(client, pkt.reqid, *done)
+
+    def spawn_for(self, client: ClientConn, fn, *args) -> None:
+        """Handle a client's packet in a task; until that task starts, a later control
+        of the client is not run ahead of it."""
+        client.waiting += 1
+        self.spawn(self._started_for, client, fn, args)
+
+    @staticmethod
+    async def _started_for(client: ClientConn, fn, args) -> None:
+        client.waiting -= 1
+        await fn(*args)
+
+    async def _serve_client_control_later(self, client: ClientConn, pkt, pending) -> None:
+        if pending is None:
+            req = attrs.evolve(pkt, client_id=client.client_id)
+            status, data, err = await self.dispatch_control(req, self.pnn, client)
+        else:
+            status, data, err = await self._finish_control(pkt, pending)
         if not pkt.flags & CTRL_FLAG_NOREPLY:
             self._reply_client(client, pkt.reqid, status, data, err)
 

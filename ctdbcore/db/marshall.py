@@ -66,22 +66,50 @@ def pack_claimed(db_id: int, records: list[tuple[bytes, bytes]], dmaster: int, a
     return out
 
 
+class BadBuffer(ValueError):
+    """A marshall buffer that is not one (too short, a record past its end)."""
+
+
+def records(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, raw value) records of a buffer one by one, as :func:`unpack` reads
+    them; :class:`BadBuffer` only once the walk reaches the fault (a persistent update
+    stores each record as it comes, inside a transaction, as 4.17 does)."""
+    n = len(buf)
+    if n < 8:
+        raise BadBuffer("marshall buffer shorter than its header")
+    _db_id, count = _HEAD.unpack_from(buf)
+    rec = _REC.unpack_from
+    off = 8
+    for i in range(count):
+        if off + 16 > n:
+            raise BadBuffer(f"marshall buffer ends inside record {i}")
+        _length, _reqid, keylen, datalen = rec(buf, off)
+        k0 = off + 16
+        v0 = k0 + keylen
+        end = v0 + datalen
+        if end > n:
+            raise BadBuffer(f"record {i} runs past the end of the buffer")
+        yield buf[k0:v0], buf[v0:end]
+        off = end
+
+
 def unpack(buf: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
-    """(db_id, [(key, raw value)]); ValueError on a malformed buffer."""
+    """(db_id, [(key, raw value)]); :class:`BadBuffer` (a ValueError) on a malformed
+    buffer."""
     if len(buf) < 8:
-        raise ValueError("marshall buffer shorter than its header")
+        raise BadBuffer("marshall buffer shorter than its header")
     db_id, count = _HEAD.unpack_from(buf)
     out = []
     off = 8
     mv = memoryview(buf)
     for i in range(count):
         if off + 16 > len(buf):
-            raise ValueError(f"marshall buffer ends inside record {i}")
+            raise BadBuffer(f"marshall buffer ends inside record {i}")
         _length, _reqid, keylen, datalen = _REC.unpack_from(buf, off)
         k0 = off + 16
         end = k0 + keylen + datalen
         if end > len(buf):
-            raise ValueError(f"record {i} runs past the end of the buffer")
+            raise BadBuffer(f"record {i} runs past the end of the buffer")
         out.append((bytes(mv[k0 : k0 + keylen]), bytes(mv[k0 + keylen : end])))
         off = end
     return db_id, out

@@ -18,10 +18,11 @@ import pytest
 
 from ctdbcore.client.db import attach
 from ctdbcore.client.sync import Client
-from ctdbcore.db import record
+from ctdbcore.db import marshall, record
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.hash import db_id as hash_db_id
 from ctdbcore.protocol.constants import Opcode
+from ctdbcore.protocol.records import LtdbHeader
 from tests.cluster.helpers import ctdb, wait_for
 
 pytestmark = pytest.mark.slow
@@ -197,6 +198,50 @@ def test_sigkill_during_a_stream_of_transactions_loses_nothing_committed(local_c
             assert counter >= last
             for i in committed:
                 assert db.fetch(f"item-{i}".encode()) == b"x" * 100
+
+
+def test_persistent_update_is_all_or_nothing_and_a_refused_commit_ends_by_recovery(local_cluster) -> None:
+    """UPDATE_RECORD stores none of its records when one of them has other data than
+    the copy without a higher RSN, or when the buffer is cut short; the same data at
+    the same RSN passes. A TRANS3_COMMIT the nodes refuse forces a recovery and is
+    answered 2, "trans3 commit ended by recovery" (4.17 ctdb_persistent.c)."""
+    lc = up(local_cluster, 71)
+    with client(lc, 0) as c:
+        db = attach(c, "upd.tdb", persistent=True)
+        with db.transaction() as t:
+            t.store(b"a", b"1")
+        db_id = db.db_id
+        rsn_a = record.split_value(db.tdb.fetch(b"a"))[0].rsn
+
+    def rec(key: bytes, rsn: int, data: bytes) -> tuple[bytes, bytes]:
+        return key, LtdbHeader(rsn=rsn, dmaster=0).pack() + data
+
+    stale = marshall.pack(db_id, [rec(b"c", 1, b"new"), rec(b"a", rsn_a, b"other")])
+    cut = marshall.pack(db_id, [rec(b"c", 1, b"new"), rec(b"e", 1, b"y")])[:-2]
+    same = marshall.pack(db_id, [rec(b"d", 1, b"x"), rec(b"a", rsn_a, b"1")])
+
+    def fetch(pnn: int, key: bytes) -> bytes | None:
+        with client(lc, pnn) as c:
+            return attach(c, "upd.tdb", persistent=True).fetch(key)
+
+    with client(lc, 0) as c:
+        refused = c.control(Opcode.UPDATE_RECORD, stale, destnode=1)
+        bad = c.control(Opcode.UPDATE_RECORD, cut, destnode=1)
+    assert refused.status != 0 and "newer than the update" in (refused.errmsg or "")
+    assert bad.status != 0 and "bad update buffer" in (bad.errmsg or "")
+    assert [fetch(1, k) for k in (b"a", b"c", b"e")] == [b"1", None, None]
+
+    with client(lc, 0) as c:
+        gen = c.get_vnnmap().generation
+        reply = c.control(Opcode.TRANS3_COMMIT, stale, timeout=60)
+        assert (reply.status, reply.errmsg) == (2, "trans3 commit ended by recovery")
+        assert c.get_vnnmap().generation != gen
+    for pnn in ALL:
+        assert (fetch(pnn, b"a"), fetch(pnn, b"c")) == (b"1", None)
+
+    with client(lc, 0) as c:
+        assert c.control(Opcode.UPDATE_RECORD, same, destnode=2).status == 0
+    assert (fetch(2, b"a"), fetch(2, b"d")) == (b"1", b"x")
 
 
 def test_files_are_real_tdbs_with_4_17_names(local_cluster) -> None:

@@ -22,7 +22,7 @@ class FakeConn:
         self.srvids = set(srvids)
         self.dropped = False
 
-    def drop(self) -> None:
+    def close(self) -> None:
         self.dropped = True
 
 
