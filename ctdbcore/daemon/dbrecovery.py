@@ -149,20 +149,15 @@ async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, bytes], v
     srvid = Srvid.RECOVERY + next(_srvids)
     received = 0
     leader = d.pnn
-    rsn_dmaster = marshall.rsn_dmaster
 
     def collect(data: bytes, src: int) -> None:
         nonlocal received
+        if volatile:
+            received += marshall.merge_newest(data, merged, leader)
+            return
         _, records = marshall.unpack(data)
         received += len(records)
-        if not volatile:
-            merged.update(records)
-            return
-        for key, value in records:
-            old = merged.get(key)
-            if old is not None and record.keeps_existing(rsn_dmaster(value)[0], *rsn_dmaster(old), leader):
-                continue
-            merged[key] = value
+        merged.update(records)
 
     d.internal_srvids[srvid] = collect
     try:

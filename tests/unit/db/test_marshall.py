@@ -47,3 +47,29 @@ def test_header_edits() -> None:
     bumped = marshall.with_flags(value, 0, rsn_delta=1)
     assert LtdbHeader.unpack(bumped) == LtdbHeader(rsn=10, dmaster=2, flags=0)
     assert marshall.flags_of(value) == RecordFlags.RO_HAVE_READONLY
+
+
+def test_merge_newest_is_unpack_then_the_recovery_rule() -> None:
+    import random
+    import struct
+
+    from ctdbcore.db import marshall, record
+
+    rnd = random.Random(7)
+    leader = 1
+    merged_fused: dict[bytes, bytes] = {}
+    merged_plain: dict[bytes, bytes] = {}
+    for _ in range(5):
+        recs = [(b"k%d" % rnd.randrange(300),
+                 struct.pack("<QI4xI4x", rnd.randrange(5), rnd.randrange(3), 0) + b"v%d" % rnd.randrange(9))
+                for _ in range(400)]
+        buf = marshall.pack(9, recs)
+        assert marshall.merge_newest(buf, merged_fused, leader) == len(recs)
+        for key, value in marshall.unpack(buf)[1]:
+            old = merged_plain.get(key)
+            if old is None or not record.keeps_existing(marshall.rsn_dmaster(value)[0],
+                                                        *marshall.rsn_dmaster(old), leader):
+                merged_plain[key] = value
+    assert merged_fused == merged_plain
+    with pytest.raises(ValueError):
+        marshall.merge_newest(buf[:-3], {}, leader)
