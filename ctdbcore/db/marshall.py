@@ -116,38 +116,25 @@ def unpack(buf: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
 
 
 def merge_newest(buf: bytes, merged: dict[bytes, bytes], leader: int) -> int:
-    """Recovery's collect step for volatile records, fused with :func:`unpack`: each
-    record of ``buf`` replaces the copy in ``merged`` unless
+    """Recovery's collect step for volatile records, without building the list
+    :func:`unpack` would: each record of ``buf`` replaces the copy in ``merged`` unless
     :func:`ctdbcore.db.record.keeps_existing` keeps that one. Returns the number of
-    records in ``buf``; ValueError on a malformed buffer (``merged`` may then hold
-    part of it)."""
-    n = len(buf)
-    if n < 8:
-        raise ValueError("marshall buffer shorter than its header")
-    _, count = _HEAD.unpack_from(buf)
-    rec, rsn_dm = _REC.unpack_from, _RSN_DMASTER.unpack_from
+    records in ``buf``; :class:`BadBuffer` on a malformed buffer (``merged`` may then
+    hold part of it)."""
+    rsn_dm = _RSN_DMASTER.unpack_from
     get = merged.get
-    off = 8
-    for i in range(count):
-        if off + 16 > n:
-            raise ValueError(f"marshall buffer ends inside record {i}")
-        _length, _reqid, keylen, datalen = rec(buf, off)
-        k0 = off + 16
-        k1 = k0 + keylen
-        end = k1 + datalen
-        if end > n:
-            raise ValueError(f"record {i} runs past the end of the buffer")
-        key = buf[k0:k1]
+    count = 0
+    for key, value in records(buf):
+        count += 1
         old = get(key)
         if old is None:
-            merged[key] = buf[k1:end]
-        elif datalen >= 12:
-            rsn_in = rsn_dm(buf, k1)[0]
+            merged[key] = value
+        elif len(value) >= 12:
+            rsn_in = rsn_dm(value)[0]
             rsn_old, dmaster_old = rsn_dm(old)
             # keeps_existing, inlined: this runs once per record of every node
             if not (rsn_in < rsn_old or (rsn_in == rsn_old and dmaster_old != leader)):
-                merged[key] = buf[k1:end]
-        off = end
+                merged[key] = value
     return count
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
 from ctdb_localcluster.cluster import LocalCluster
+from ctdbcore.client.sync import Client
 
 
 def ctdb(lc: LocalCluster, pnn: int, *args: str, check: bool = True) -> str:
@@ -49,3 +51,19 @@ def flag(lc: LocalCluster, observer: int, pnn: int, column: str) -> bool:
 
 def leaders(lc: LocalCluster, alive: list[int]) -> set[str]:
     return {leader_seen_by(lc, p) for p in alive}
+
+
+def up(local_cluster, base: int):
+    """A 3-node loopback cluster on 127.0.0.<base>..<base+2>, all OK."""
+    lc = local_cluster(n=3, loopback=True, loopback_base=base)
+    lc.wait_ok(timeout=30)
+    return lc
+
+
+@contextlib.contextmanager
+def client(lc, pnn: int):
+    c = Client(lc.socket(pnn), timeout=20)
+    try:
+        yield c
+    finally:
+        c.close()

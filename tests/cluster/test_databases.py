@@ -7,7 +7,6 @@ and writing the same TDB files the daemons use, as smbd does.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import subprocess
 import struct
@@ -23,26 +22,11 @@ from ctdbcore.protocol import types as T
 from ctdbcore.protocol.hash import db_id as hash_db_id
 from ctdbcore.protocol.constants import Opcode
 from ctdbcore.protocol.records import LtdbHeader
-from tests.cluster.helpers import ctdb, wait_for
+from tests.cluster.helpers import client, ctdb, up, wait_for
 
 pytestmark = pytest.mark.slow
 
 ALL = [0, 1, 2]
-
-
-def up(local_cluster, base: int):
-    lc = local_cluster(n=3, loopback=True, loopback_base=base)
-    lc.wait_ok(timeout=30)
-    return lc
-
-
-@contextlib.contextmanager
-def client(lc, pnn: int):
-    c = Client(lc.socket(pnn), timeout=20)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def local_header(lc, pnn: int, name: str, key: bytes):

@@ -9,18 +9,16 @@ write anywhere first takes the copies back (revoke), then moves the record.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 
 import pytest
 
 from ctdbcore.client.db import attach, call
-from ctdbcore.client.sync import Client
 from ctdbcore.db import record
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import FETCH_FUNC, WANT_READONLY, Opcode, RecordFlags
-from tests.cluster.helpers import ctdb, wait_for
+from tests.cluster.helpers import client, ctdb, up, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,21 +28,6 @@ DB = "ro.tdb"
 # copies of it, so what the revoke does to them is seen alone.
 KEY = next(k for k in (b"hot%d" % i for i in range(100)) if record.lmaster(k, ALL) == 0)
 RO = record.RO_FLAGS
-
-
-def up(local_cluster, base: int):
-    lc = local_cluster(n=3, loopback=True, loopback_base=base)
-    lc.wait_ok(timeout=30)
-    return lc
-
-
-@contextlib.contextmanager
-def client(lc, pnn: int):
-    c = Client(lc.socket(pnn), timeout=20)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def local_record(lc, pnn: int, key: bytes = KEY):
