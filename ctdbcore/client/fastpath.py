@@ -13,7 +13,15 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from ctdbcore.client.errors import DbError
-from ctdbcore.client.records import DMASTER_FLAGS, HEADER_SIZE, MAX_MIGRATIONS, RO_FLAGS, RO_READABLE
+from ctdbcore.client.records import (
+    DMASTER_FLAGS,
+    HEADER_SIZE,
+    MAX_MIGRATIONS,
+    RO_FLAGS,
+    RO_READABLE,
+    readable_here,
+    usable_here,
+)
 from ctdbcore.db import tdbfast
 from ctdbcore.db.tdb import TDB_REPLACE
 from ctdbcore.protocol.records import LtdbHeader
@@ -61,7 +69,7 @@ class LockedRecord:
             if p:
                 value = _string_at(p, d.dsize)
                 _free(p)
-                # records.usable_here, inlined
+                # records.usable_here / readable_here, inlined: the hot path
                 if len(value) >= HEADER_SIZE:
                     dmaster, flags = _dmaster_flags(value, 8)
                     if (dmaster == db._pnn and not flags & RO_FLAGS) or (
@@ -92,13 +100,10 @@ class LockedRecord:
                 error = tdbfast.error(db.tdb, "fetch")  # before the unlock resets it
                 self._unlock()
                 raise error
-            if value is not None and len(value) >= HEADER_SIZE:
-                dmaster, flags = _dmaster_flags(value, 8)
-                if (dmaster == db._pnn and not flags & RO_FLAGS) or (
-                        self.readonly and (dmaster == db._pnn or flags & RO_READABLE)):
-                    self._raw_header = value[:HEADER_SIZE]
-                    self.data = value[HEADER_SIZE:]
-                    return self
+            if usable_here(value, db._pnn) or (self.readonly and readable_here(value, db._pnn)):
+                self._raw_header = value[:HEADER_SIZE]
+                self.data = value[HEADER_SIZE:]
+                return self
             self._unlock()
             db._migrate(self.key, self.readonly)
         raise DbError(f"record {self.key!r} did not arrive after {MAX_MIGRATIONS} migrations")

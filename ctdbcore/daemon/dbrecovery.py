@@ -180,5 +180,7 @@ def _push_buffers(leader: int, db_id: int, merged: dict[bytes, bytes], volatile:
     header = record.HEADER_SIZE
     items = [(k, v) for k, v in merged.items() if len(v) > header]
     if volatile:
-        return marshall.pack_claimed(db_id, items, leader, int(RecordFlags.MIGRATED_WITH_DATA)), len(items)
+        claimed = int(RecordFlags.MIGRATED_WITH_DATA)
+        return list(marshall.pack_limited(db_id, ((k, marshall.with_dmaster(v, leader, claimed))
+                                                  for k, v in items))), len(items)
     return list(marshall.pack_limited(db_id, items)), len(items)

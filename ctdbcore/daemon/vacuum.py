@@ -49,7 +49,6 @@ class Vacuumer:
         self.d = daemon
         self.deleted = 0  # records removed by this node, for tests and statistics
         self.runs = 0
-        self.aborted = 0
         self._run: anyio.CancelScope | None = None
         self._scan: Process | None = None
 
@@ -75,7 +74,6 @@ class Vacuumer:
         if self._run is None:
             return
         log.log(25, "Aborting vacuuming%s", f" (scan pid {self._scan.pid})" if self._scan else "")
-        self.aborted += 1
         self._run.cancel()
         if self._scan is not None and self._scan.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -12,7 +12,7 @@ _HEAD = struct.Struct("<II")  # db_id, count
 _REC = struct.Struct("<4I")  # length, reqid, keylen, datalen
 _RSN_DMASTER = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
-_HEAD_FIELDS = struct.Struct("<QI4xI")  # rsn, dmaster, (reserved), flags
+_LTDB_FIELDS = struct.Struct("<QI4xI")  # rsn, dmaster, (reserved), flags
 
 LIMIT = 1_000_000  # 4.17's RecBufferSizeLimit
 
@@ -40,30 +40,6 @@ def pack_limited(db_id: int, records: Iterable[tuple[bytes, bytes]], limit: int 
             batch, size = [], 0
     if batch or not sent:
         yield pack(db_id, batch)
-
-
-def pack_claimed(db_id: int, records: list[tuple[bytes, bytes]], dmaster: int, add_flags: int,
-                 limit: int = LIMIT) -> list[bytes]:
-    """Like :func:`pack_limited`, with every record's header rewritten to name
-    ``dmaster`` and carry ``add_flags`` too (recovery hands every volatile record to the
-    leader); one pass, no intermediate copy of each record."""
-    rec, u32, claim = _REC.pack, _U32.pack, _RSN_DMASTER.pack
-    unpack_head = _HEAD_FIELDS.unpack_from
-    out: list[bytes] = []
-    parts: list[bytes] = []
-    count = size = 0
-    for key, value in records:
-        rsn, _dm, flags = unpack_head(value)
-        parts += (rec(16 + len(key) + len(value), 0, len(key), len(value)), key,
-                  claim(rsn, dmaster), value[12:16], u32(flags | add_flags), value[20:])
-        count += 1
-        size += 16 + len(key) + len(value)
-        if size >= limit:
-            out.append(_HEAD.pack(db_id, count) + b"".join(parts))
-            parts, count, size = [], 0, 0
-    if count or not out:
-        out.append(_HEAD.pack(db_id, count) + b"".join(parts))
-    return out
 
 
 class BadBuffer(ValueError):
@@ -96,23 +72,8 @@ def records(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
 def unpack(buf: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
     """(db_id, [(key, raw value)]); :class:`BadBuffer` (a ValueError) on a malformed
     buffer."""
-    if len(buf) < 8:
-        raise BadBuffer("marshall buffer shorter than its header")
-    db_id, count = _HEAD.unpack_from(buf)
-    out = []
-    off = 8
-    mv = memoryview(buf)
-    for i in range(count):
-        if off + 16 > len(buf):
-            raise BadBuffer(f"marshall buffer ends inside record {i}")
-        _length, _reqid, keylen, datalen = _REC.unpack_from(buf, off)
-        k0 = off + 16
-        end = k0 + keylen + datalen
-        if end > len(buf):
-            raise BadBuffer(f"record {i} runs past the end of the buffer")
-        out.append((bytes(mv[k0 : k0 + keylen]), bytes(mv[k0 + keylen : end])))
-        off = end
-    return db_id, out
+    records_ = list(records(buf))  # checks the header before db_id is read
+    return _HEAD.unpack_from(buf)[0], records_
 
 
 def merge_newest(buf: bytes, merged: dict[bytes, bytes], leader: int) -> int:
@@ -177,7 +138,7 @@ def with_dmaster(value: bytes, dmaster: int, add_flags: int = 0, rsn_delta: int 
 
 def header_fields(value: bytes) -> tuple[int, int, int]:
     """(rsn, dmaster, flags) of a raw record."""
-    return _HEAD_FIELDS.unpack_from(value)
+    return _LTDB_FIELDS.unpack_from(value)
 
 
 def flags_of(value: bytes) -> int:

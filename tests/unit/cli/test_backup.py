@@ -5,7 +5,6 @@ with 4.17's message and exit code (checked against Debian's /usr/bin/ctdb)."""
 from __future__ import annotations
 
 import struct
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -37,13 +36,7 @@ DEBIAN_DUMP = (
 )
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/unit/conftest.py
 
 
 def dump(capsys, path) -> tuple[int, str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -13,13 +12,7 @@ from ctdbcore.plugins.status import event_status_command
 T0 = 1697104800.25  # Thu Oct 12 10:00:00 2023 UTC
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/unit/conftest.py
 
 
 def r(name, status, state, dur=0.0125, output=""):
