@@ -17,7 +17,8 @@ same run:
                both daemons), 1000 single-record transactions (our client library,
                against both daemons); vs Debian's 4.17 ctdbd in the same topology
   recovery     `ctdb recover` with --records volatile records (~120 bytes each)
-               spread over the nodes; against 4.17 when installed
+               spread over the nodes, timed by node 0 (START_RECOVERY to END_RECOVERY,
+               as `ctdb uptime` reports it) and end to end; against 4.17 when installed
   messages     record-traffic packets (calls, dmaster moves) per operation for a node-local workload after warm-up,
                N = 1..8 nodes (counted from `ctdb statistics` counters; goal 0)
 """
@@ -209,7 +210,11 @@ def bench_ptrans(runs: int, impl: str) -> dict[str, float]:
 # -- recovery -------------------------------------------------------------------------
 
 
-def bench_recovery(runs: int, records: int, impl: str) -> float:
+def bench_recovery(runs: int, records: int, impl: str) -> dict[str, float]:
+    """Two clocks: end to end (from the client's SET_RECMODE until the node is NORMAL
+    in a new generation; 4.17's leader notices the request only at its next
+    RecoverInterval tick, up to 1 s later), and the recovery itself as node 0 timed it
+    (START_RECOVERY to END_RECOVERY, from GET_UPTIME, as `ctdb uptime` shows it)."""
     lc = cluster(3, 201 if impl == "ours" else 211, impl)
     try:
         _ctdb(lc, _tool(), "attach", "bench_rec.tdb")
@@ -221,7 +226,7 @@ def bench_recovery(runs: int, records: int, impl: str) -> float:
                     # keys whose lmaster is this node are local at once: no migration
                     with db.fetch_lock(f"n{p}-{i}".encode()) as rec:
                         rec.store(b"v" * 100)
-        times = []
+        times, own = [], []
         for _ in range(runs):
             with Client(lc.socket(0), timeout=120) as c:
                 gen = c.get_vnnmap().generation
@@ -234,9 +239,22 @@ def bench_recovery(runs: int, records: int, impl: str) -> float:
                         break
                     time.sleep(0.005)
                 times.append(time.perf_counter() - t0)
-        return median(times)
+                # END_RECOVERY follows SET_RECMODE NORMAL: wait until it has landed.
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    up = c.uptime()
+                    started, finished = (_seconds(up.last_recovery_started), _seconds(up.last_recovery_finished))
+                    if finished >= started > time.time() - times[-1] - 1:
+                        own.append(finished - started)
+                        break
+                    time.sleep(0.005)
+        return {"end to end s": median(times), "recovery s": median(own) if own else float("nan")}
     finally:
         lc.down()
+
+
+def _seconds(tv) -> float:
+    return tv.sec + tv.usec / 1e6
 
 
 # -- messages per local operation -----------------------------------------------------
@@ -307,11 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if "recovery" in only:
         rec_ours = bench_recovery(max(1, args.runs // 2), args.records, "ours")
-        line = f"recovery with {args.records} records: ours {rec_ours:.3f} s"
-        if real:
-            rec_real = bench_recovery(max(1, args.runs // 2), args.records, "real")
-            line += f", 4.17 {rec_real:.3f} s, ours/4.17 {rec_ours / rec_real:.2f}x (goal <= 1.0x)"
-        print(line)
+        rec_real = bench_recovery(max(1, args.runs // 2), args.records, "real") if real else None
+        for what, label in (("recovery s", "as node 0 timed it (START_RECOVERY to END_RECOVERY)"),
+                            ("end to end s", "end to end (SET_RECMODE to NORMAL in a new generation)")):
+            line = f"recovery with {args.records} records, {label}: ours {rec_ours[what]:.3f} s"
+            if rec_real:
+                line += f", 4.17 {rec_real[what]:.3f} s, ours/4.17 {rec_ours[what] / rec_real[what]:.2f}x"
+                line += " (goal <= 1.0x)" if what == "recovery s" else ""
+            print(line)
     if "messages" in only:
         for n, per in bench_messages(args.max_nodes).items():
             print(f"node packets per local operation, {n} nodes: {per:.3f} (goal 0)")

@@ -209,8 +209,8 @@ class DbService:
 
     # -- pull / push -------------------------------------------------------------------
 
-    async def pull(self, db: Database, dest: int, srvid: int) -> int:
-        """Stream every record of this copy to the leader as messages; reply the count."""
+    def frozen_records(self, db: Database) -> list[tuple[bytes, bytes]]:
+        """Every record of a frozen copy that has a header: what a pull sends."""
         # Frozen, so nobody writes: the file is read as it is (tdbfile), much faster than
         # a libtdb traverse; libtdb is asked only when the file looks unfamiliar.
         found = tdbfile.live_records(db.tdb.fd())
@@ -222,7 +222,11 @@ class DbService:
                 found = list(db.tdb.traverse())
             finally:
                 db.tdb.remove_flags(TdbFlags.NOLOCK)
-        records = [(k, v) for k, v in found if len(v) >= record.HEADER_SIZE]
+        return [(k, v) for k, v in found if len(v) >= record.HEADER_SIZE]
+
+    async def pull(self, db: Database, dest: int, srvid: int) -> int:
+        """Stream every record of this copy to the leader as messages; reply the count."""
+        records = self.frozen_records(db)
         for buf in marshall.pack_limited(db.db_id, records):
             self.d.send_message(dest, srvid, buf)
             # A big database must not keep keepalives and other controls waiting.
@@ -252,13 +256,27 @@ class DbService:
             log.error("Bad push buffer for %s: %s", db.name, e)
             push.failed = True
             return True
+        self._store_pushed(db, push, records)
+        return True
+
+    def push_local(self, db: Database, srvid: int, records: list[tuple[bytes, bytes]]) -> None:
+        """The leader's own share of its push, handed over as the records it packs for
+        the others rather than as buffers sent to itself."""
+        push = self._pushes.get(db.db_id)
+        if push is None or push.srvid != srvid or push.failed:
+            return  # DB_PUSH_CONFIRM reports the short count
+        self._store_pushed(db, push, records)
+
+    def _store_pushed(self, db: Database, push: Push, records: list[tuple[bytes, bytes]]) -> None:
         # Every record of every database passes here in a recovery: plain ints instead
-        # of flag enums, and libtdb's store called directly.
+        # of flag enums, libtdb's store called directly, and two TDB_DATA structs
+        # refilled rather than built per record (building them costs more than the store).
         pnn = self.d.pnn
         volatile = db.volatile
         ro_flags = int(record.RO_FLAGS)
         handle = db.tdb.handle
-        store, Datum = tdbfast.store_datum, tdbfast.Datum
+        store = tdbfast.store_datum
+        kd, vd = tdbfast.Datum(), tdbfast.Datum()
         header_of, with_flags = marshall.header_fields, marshall.with_flags
         for key, value in records:
             if len(value) < record.HEADER_SIZE:
@@ -266,17 +284,20 @@ class DbService:
                 # sender sees a short count at DB_PUSH_CONFIRM.
                 log.error("Bad ltdb record in push for %s", db.name)
                 push.failed = True
-                return True
+                return
             _, dmaster, flags = header_of(value)
             mine = volatile and dmaster == pnn
             if mine or flags & ro_flags:
                 # Read-only delegations do not survive a recovery; the data master's
                 # own store counts one more RSN, as every dmaster write does.
                 value = with_flags(value, flags & ~ro_flags, rsn_delta=1 if mine else 0)
-            if store(handle, Datum(key, len(key)), Datum(value, len(value)), TDB_REPLACE) != 0:
+            kd.dptr = key
+            kd.dsize = len(key)
+            vd.dptr = value
+            vd.dsize = len(value)
+            if store(handle, kd, vd, TDB_REPLACE) != 0:
                 tdbfast.raise_error(db.tdb, "store")
         push.count += len(records)
-        return True
 
     def push_confirm(self, db: Database) -> tuple[int, bytes, bytes]:
         push = self._pushes.pop(db.db_id, None)

@@ -29,6 +29,8 @@ log = logging.getLogger("ctdb")
 
 ALL_LMASTERS = 0xFFFFFFFF
 _srvids = itertools.count(1)
+# The leader stores its own pushed records this many at a time between loop turns.
+_LOCAL_PUSH_CHUNK = 20000
 
 
 @attrs.define
@@ -113,21 +115,36 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
     marks.append(("txn", time.perf_counter()))
     # All sources stream at once (4.17 pulls in parallel too); the merge rule does not
     # depend on the order in which the copies arrive, except between equal RSNs.
+    # The leader's own copy is read last: by then the others are streaming theirs.
+    sources.sort(key=lambda p: p == d.pnn)
     await d._each(sources, lambda pnn: _pull(d, pnn, info, merged, volatile, timeout))
     marks.append(("pull", time.perf_counter()))
 
     await all_nodes(Opcode.WIPE_DATABASE, trans)
-    buffers, count = _push_buffers(d.pnn, db_id, merged, volatile)
+    items = _push_items(d.pnn, merged, volatile)
+    del merged
+    count = len(items)
     srvid = Srvid.RECOVERY + next(_srvids)
     push = T.PulldbExt(db_id=db_id, lmaster=ALL_LMASTERS, srvid=srvid).pack()
     marks.append(("wipe", time.perf_counter()))
     await all_nodes(Opcode.DB_PUSH_START, push)
-    for buf in buffers:
-        for pnn in nodes:
-            d.send_message(pnn, srvid, buf)
-        # The leader stores its own copy as it sends: let keepalives and the transport's
-        # writers run between buffers (a stalled leader is declared dead by its peers).
-        await anyio.sleep(0)
+    others = [p for p in nodes if p != d.pnn]
+    if others:
+        for buf in marshall.pack_limited(db_id, items):
+            for pnn in others:
+                d.send_message(pnn, srvid, buf)
+            # Let keepalives and the transport's writers run between buffers (a stalled
+            # leader is declared dead by its peers).
+            await anyio.sleep(0)
+    if d.pnn in nodes:
+        # The leader's copy is stored from the records themselves, while the others
+        # store what was sent to them.
+        db = d.dbs.get(db_id)
+        if db is None:
+            raise _fail(d.pnn, Opcode.DB_PUSH_START, f"{info.name} is not attached here")
+        for i in range(0, count, _LOCAL_PUSH_CHUNK):
+            d.dbs.push_local(db, srvid, items[i:i + _LOCAL_PUSH_CHUNK])
+            await anyio.sleep(0)
 
     async def confirm(pnn: int) -> None:
         got = T.unpack_u32(await d.control_ok(pnn, Opcode.DB_PUSH_CONFIRM, u32, timeout=timeout))
@@ -146,6 +163,9 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
 
 async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, bytes], volatile: bool,
                 timeout: float) -> None:
+    if pnn == d.pnn:
+        _pull_local(d, info, merged, volatile)
+        return
     srvid = Srvid.RECOVERY + next(_srvids)
     received = 0
     leader = d.pnn
@@ -174,13 +194,25 @@ async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, bytes], v
         d.internal_srvids.pop(srvid, None)
 
 
-def _push_buffers(leader: int, db_id: int, merged: dict[bytes, bytes], volatile: bool) -> tuple[list[bytes], int]:
-    """Marshall buffers of at most RecBufferSizeLimit bytes; empty records are dropped
-    (that is how a deletion wins), volatile ones all start out on the leader."""
+def _pull_local(d: Daemon, info: DbInfo, merged: dict[bytes, bytes], volatile: bool) -> None:
+    """DB_PULL from the leader itself, without packing its records into buffers only to
+    unpack them again."""
+    db = d.dbs.get(info.db_id)
+    if db is None or not db.frozen:
+        raise _fail(d.pnn, Opcode.DB_PULL, f"{info.name} is not frozen here")
+    records = d.dbs.frozen_records(db)
+    if not merged or not volatile:
+        merged.update(records)  # a tdb holds each key once: nothing to compare yet
+    else:
+        marshall.merge_newest_records(records, merged, d.pnn)
+
+
+def _push_items(leader: int, merged: dict[bytes, bytes], volatile: bool) -> list[tuple[bytes, bytes]]:
+    """The records to push: empty ones are dropped (that is how a deletion wins),
+    volatile ones all start out on the leader."""
     header = record.HEADER_SIZE
-    items = [(k, v) for k, v in merged.items() if len(v) > header]
-    if volatile:
-        claimed = int(RecordFlags.MIGRATED_WITH_DATA)
-        return list(marshall.pack_limited(db_id, ((k, marshall.with_dmaster(v, leader, claimed))
-                                                  for k, v in items))), len(items)
-    return list(marshall.pack_limited(db_id, items)), len(items)
+    if not volatile:
+        return [(k, v) for k, v in merged.items() if len(v) > header]
+    claimed = int(RecordFlags.MIGRATED_WITH_DATA)
+    with_dmaster = marshall.with_dmaster
+    return [(k, with_dmaster(v, leader, claimed)) for k, v in merged.items() if len(v) > header]

@@ -82,10 +82,16 @@ def merge_newest(buf: bytes, merged: dict[bytes, bytes], leader: int) -> int:
     :func:`ctdbcore.db.record.keeps_existing` keeps that one. Returns the number of
     records in ``buf``; :class:`BadBuffer` on a malformed buffer (``merged`` may then
     hold part of it)."""
+    return merge_newest_records(records(buf), merged, leader)
+
+
+def merge_newest_records(recs: Iterable[tuple[bytes, bytes]], merged: dict[bytes, bytes], leader: int) -> int:
+    """:func:`merge_newest` for (key, raw value) pairs (the leader's own copy, which
+    never goes through a buffer). Returns how many there were."""
     rsn_dm = _RSN_DMASTER.unpack_from
     get = merged.get
     count = 0
-    for key, value in records(buf):
+    for key, value in recs:
         count += 1
         old = get(key)
         if old is None:
