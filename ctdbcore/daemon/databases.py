@@ -18,7 +18,7 @@ import anyio.lowlevel
 import attrs
 
 from ctdbcore.daemon.calls import Calls
-from ctdbcore.db import marshall, record, tdbfast, tdbfile
+from ctdbcore.db import marshall, pushstore, record, tdbfast, tdbfile
 from ctdbcore.db.database import Database
 from ctdbcore.db.locking import freeze_lock, record_lock
 from ctdbcore.db.registry import AttachError, Databases
@@ -209,29 +209,42 @@ class DbService:
 
     # -- pull / push -------------------------------------------------------------------
 
+    # Frozen, so nobody writes: the file is read as it is (tdbfile), much faster than a
+    # libtdb traverse; libtdb is asked only when the file looks unfamiliar.
+
     def frozen_records(self, db: Database) -> list[tuple[bytes, bytes]]:
         """Every record of a frozen copy that has a header: what a pull sends."""
-        # Frozen, so nobody writes: the file is read as it is (tdbfile), much faster than
-        # a libtdb traverse; libtdb is asked only when the file looks unfamiliar.
         found = tdbfile.live_records(db.tdb.fd())
         if found is None:
-            log.warning("Reading %s directly failed; pulling through a traverse", db.path)
-            # Under the freeze the helper holds every lock; reading must not wait for them.
-            db.tdb.add_flags(TdbFlags.NOLOCK)
-            try:
-                found = list(db.tdb.traverse())
-            finally:
-                db.tdb.remove_flags(TdbFlags.NOLOCK)
+            found = self._traverse_frozen(db)
         return [(k, v) for k, v in found if len(v) >= record.HEADER_SIZE]
+
+    def _traverse_frozen(self, db: Database) -> list[tuple[bytes, bytes]]:
+        log.warning("Reading %s directly failed; pulling through a traverse", db.path)
+        # Under the freeze the helper holds every lock; reading must not wait for them.
+        db.tdb.add_flags(TdbFlags.NOLOCK)
+        try:
+            return list(db.tdb.traverse())
+        finally:
+            db.tdb.remove_flags(TdbFlags.NOLOCK)
 
     async def pull(self, db: Database, dest: int, srvid: int) -> int:
         """Stream every record of this copy to the leader as messages; reply the count."""
-        records = self.frozen_records(db)
-        for buf in marshall.pack_limited(db.db_id, records):
-            self.d.send_message(dest, srvid, buf)
+        buf = tdbfile.read(db.tdb.fd())
+        spans = tdbfile.live_spans(buf)
+        if spans is None:
+            records = [(k, v) for k, v in self._traverse_frozen(db) if len(v) >= record.HEADER_SIZE]
+            count = len(records)
+            buffers = marshall.pack_limited(db.db_id, records)
+        else:
+            header = record.HEADER_SIZE
+            count = sum(1 for span in spans if span[2] >= header)
+            buffers = marshall.pack_spans(db.db_id, buf, spans, min_value=header)
+        for data in buffers:
+            self.d.send_message(dest, srvid, data)
             # A big database must not keep keepalives and other controls waiting.
             await anyio.sleep(0)
-        return len(records)
+        return count
 
     def push_start(self, db: Database, srvid: int) -> int:
         old = self._pushes.pop(db.db_id, None)
@@ -249,55 +262,15 @@ class DbService:
         db = self.get(db_id)
         push = self._pushes.get(db_id)
         if db is None or push is None or push.failed:
-            return True
+            return True  # 4.17 ignores the rest of a push once a buffer was bad
         try:
-            _, records = marshall.unpack(data)
+            push.count += pushstore.store_buffer(db.tdb, data, self.d.pnn if db.volatile else None)
         except ValueError as e:
+            # 4.17 keeps what it stored but counts none of this buffer: the sender
+            # sees a short count at DB_PUSH_CONFIRM.
             log.error("Bad push buffer for %s: %s", db.name, e)
             push.failed = True
-            return True
-        self._store_pushed(db, push, records)
         return True
-
-    def push_local(self, db: Database, srvid: int, records: list[tuple[bytes, bytes]]) -> None:
-        """The leader's own share of its push, handed over as the records it packs for
-        the others rather than as buffers sent to itself."""
-        push = self._pushes.get(db.db_id)
-        if push is None or push.srvid != srvid or push.failed:
-            return  # DB_PUSH_CONFIRM reports the short count
-        self._store_pushed(db, push, records)
-
-    def _store_pushed(self, db: Database, push: Push, records: list[tuple[bytes, bytes]]) -> None:
-        # Every record of every database passes here in a recovery: plain ints instead
-        # of flag enums, libtdb's store called directly, and two TDB_DATA structs
-        # refilled rather than built per record (building them costs more than the store).
-        pnn = self.d.pnn
-        volatile = db.volatile
-        ro_flags = int(record.RO_FLAGS)
-        handle = db.tdb.handle
-        store = tdbfast.store_datum
-        kd, vd = tdbfast.Datum(), tdbfast.Datum()
-        header_of, with_flags = marshall.header_fields, marshall.with_flags
-        for key, value in records:
-            if len(value) < record.HEADER_SIZE:
-                # 4.17 keeps what it stored but counts none of this buffer: the
-                # sender sees a short count at DB_PUSH_CONFIRM.
-                log.error("Bad ltdb record in push for %s", db.name)
-                push.failed = True
-                return
-            _, dmaster, flags = header_of(value)
-            mine = volatile and dmaster == pnn
-            if mine or flags & ro_flags:
-                # Read-only delegations do not survive a recovery; the data master's
-                # own store counts one more RSN, as every dmaster write does.
-                value = with_flags(value, flags & ~ro_flags, rsn_delta=1 if mine else 0)
-            kd.dptr = key
-            kd.dsize = len(key)
-            vd.dptr = value
-            vd.dsize = len(value)
-            if store(handle, kd, vd, TDB_REPLACE) != 0:
-                tdbfast.raise_error(db.tdb, "store")
-        push.count += len(records)
 
     def push_confirm(self, db: Database) -> tuple[int, bytes, bytes]:
         push = self._pushes.pop(db.db_id, None)

@@ -29,8 +29,6 @@ log = logging.getLogger("ctdb")
 
 ALL_LMASTERS = 0xFFFFFFFF
 _srvids = itertools.count(1)
-# The leader stores its own pushed records this many at a time between loop turns.
-_LOCAL_PUSH_CHUNK = 20000
 
 
 @attrs.define
@@ -122,29 +120,20 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
 
     await all_nodes(Opcode.WIPE_DATABASE, trans)
     items = _push_items(d.pnn, merged, volatile)
-    del merged
+    merged.clear()  # the pulled copies are not needed any more
     count = len(items)
     srvid = Srvid.RECOVERY + next(_srvids)
     push = T.PulldbExt(db_id=db_id, lmaster=ALL_LMASTERS, srvid=srvid).pack()
     marks.append(("wipe", time.perf_counter()))
     await all_nodes(Opcode.DB_PUSH_START, push)
-    others = [p for p in nodes if p != d.pnn]
-    if others:
-        for buf in marshall.pack_limited(db_id, items):
-            for pnn in others:
-                d.send_message(pnn, srvid, buf)
-            # Let keepalives and the transport's writers run between buffers (a stalled
-            # leader is declared dead by its peers).
-            await anyio.sleep(0)
-    if d.pnn in nodes:
-        # The leader's copy is stored from the records themselves, while the others
-        # store what was sent to them.
-        db = d.dbs.get(db_id)
-        if db is None:
-            raise _fail(d.pnn, Opcode.DB_PUSH_START, f"{info.name} is not attached here")
-        for i in range(0, count, _LOCAL_PUSH_CHUNK):
-            d.dbs.push_local(db, srvid, items[i:i + _LOCAL_PUSH_CHUNK])
-            await anyio.sleep(0)
+    # The leader's own copy last: the others start storing each buffer meanwhile.
+    order = sorted(nodes, key=lambda p: p == d.pnn)
+    for buf in marshall.pack_limited(db_id, items):
+        for pnn in order:
+            d.send_message(pnn, srvid, buf)
+        # Let keepalives and the transport's writers run between buffers (a stalled
+        # leader is declared dead by its peers).
+        await anyio.sleep(0)
 
     async def confirm(pnn: int) -> None:
         got = T.unpack_u32(await d.control_ok(pnn, Opcode.DB_PUSH_CONFIRM, u32, timeout=timeout))

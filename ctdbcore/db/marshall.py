@@ -42,6 +42,35 @@ def pack_limited(db_id: int, records: Iterable[tuple[bytes, bytes]], limit: int 
         yield pack(db_id, batch)
 
 
+def pack_spans(db_id: int, buf: bytes, spans: Iterable[tuple[int, int, int]], min_value: int = 0,
+               limit: int = LIMIT) -> Iterator[bytes]:
+    """:func:`pack_limited` for records that lie in ``buf`` as a key followed by its
+    value: (offset, key length, value length) each, as
+    :func:`ctdbcore.db.tdbfile.live_spans` finds them in a TDB file. Values shorter
+    than ``min_value`` are left out. Each record is copied once, into its buffer."""
+    mv = memoryview(buf)
+    rec = _REC.pack
+    parts: list[bytes | memoryview] = [b""]
+    count = size = 0
+    sent = False
+    for off, keylen, datalen in spans:
+        if datalen < min_value:
+            continue
+        n = keylen + datalen
+        parts.append(rec(16 + n, 0, keylen, datalen))
+        parts.append(mv[off:off + n])
+        count += 1
+        size += 16 + n
+        if size >= limit:
+            parts[0] = _HEAD.pack(db_id, count)
+            yield b"".join(parts)
+            sent = True
+            parts, count, size = [b""], 0, 0
+    if count or not sent:
+        parts[0] = _HEAD.pack(db_id, count)
+        yield b"".join(parts)
+
+
 class BadBuffer(ValueError):
     """A marshall buffer that is not one (too short, a record past its end)."""
 

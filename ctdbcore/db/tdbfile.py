@@ -40,26 +40,43 @@ _HEADER_SIZE = 32 + 9 * 4 + 25 * 4
 _RECORD = struct.Struct("<6I")
 
 
-def live_records(fd: int) -> list[tuple[bytes, bytes]] | None:
-    """(key, value) of every live record of the TDB open on ``fd``, in file order; None
-    when the file is not one this reader is sure of.
-
-    Read through the caller's own descriptor of the file, never a new one: closing any
-    descriptor of a file drops every fcntl lock the process holds on it, libtdb's
-    included."""
+def read(fd: int) -> bytes:
+    """The whole file, through the caller's own descriptor of it, never a new one:
+    closing any descriptor of a file drops every fcntl lock the process holds on it,
+    libtdb's included."""
     size = os.fstat(fd).st_size
-    chunks = []
-    off = 0
-    while off < size:
-        chunk = os.pread(fd, min(size - off, 1 << 24), off)
+    # One read of the whole size: reading in chunks and joining them costs twice as much.
+    chunks = [os.pread(fd, size, 0)]
+    off = len(chunks[0])
+    while off < size:  # a read is cut at 2 GiB
+        chunk = os.pread(fd, size - off, off)
         if not chunk:
             break
         chunks.append(chunk)
         off += len(chunk)
-    return parse(b"".join(chunks))
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def live_records(fd: int) -> list[tuple[bytes, bytes]] | None:
+    """(key, value) of every live record of the TDB open on ``fd``, in file order; None
+    when the file is not one this reader is sure of."""
+    return parse(read(fd))
 
 
 def parse(buf: bytes) -> list[tuple[bytes, bytes]] | None:
+    spans = live_spans(buf)
+    if spans is None:
+        return None
+    return [(buf[body:body + klen], buf[body + klen:body + klen + dlen]) for body, klen, dlen in spans]
+
+
+def live_spans(buf: bytes) -> list[tuple[int, int, int]] | None:
+    """(offset, key length, value length) of every live record of a TDB file's bytes,
+    in file order; the value follows the key. None when the file is not one this
+    reader is sure of.
+
+    Spans rather than copies: recovery's pull packs key and value as they lie in the
+    file, one slice per record."""
     base = 0
     if len(buf) < _HEADER_SIZE or not buf.startswith(_MAGIC_FOOD):
         return None
@@ -75,10 +92,9 @@ def parse(buf: bytes) -> list[tuple[bytes, bytes]] | None:
             return None
     end = len(buf)
     off = base + _HEADER_SIZE + 4 * (hash_size + 1)
-    out: list[tuple[bytes, bytes]] = []
+    out: list[tuple[int, int, int]] = []
     append = out.append
     unpack = _RECORD.unpack_from
-    mv = memoryview(buf)
     while off + 24 <= end:
         _, rec_len, key_len, data_len, _, magic = unpack(buf, off)
         body = off + 24
@@ -88,8 +104,7 @@ def parse(buf: bytes) -> list[tuple[bytes, bytes]] | None:
         if magic == TDB_MAGIC:
             if key_len + data_len > rec_len:
                 return None
-            k_end = body + key_len
-            append((bytes(mv[body:k_end]), bytes(mv[k_end:k_end + data_len])))
+            append((body, key_len, data_len))
         elif magic not in _SKIPPED:
             return None
         off = nxt

@@ -30,6 +30,20 @@ def test_limited_buffers_carry_every_record_once(recs) -> None:
     assert out == recs
 
 
+@given(st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=80)), max_size=20),
+       st.integers(0, 30), st.sampled_from([1, 100, marshall.LIMIT]))
+def test_spans_pack_as_the_records_they_point_at(recs, min_value, limit) -> None:
+    """pack_spans over key+value laid out in one buffer (as in a TDB file) gives the
+    same buffers as pack_limited over the kept records."""
+    blob, spans = b"", []
+    for k, v in recs:
+        blob += b"-gap-"
+        spans.append((len(blob), len(k), len(v)))
+        blob += k + v
+    kept = [(k, v) for k, v in recs if len(v) >= min_value]
+    assert list(marshall.pack_spans(9, blob, spans, min_value, limit)) == list(marshall.pack_limited(9, kept, limit))
+
+
 def test_truncated_buffers_are_refused() -> None:
     raw = marshall.pack(1, [(b"key", bytes(30))])
     for cut in (4, 12, len(raw) - 1):

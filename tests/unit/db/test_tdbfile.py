@@ -41,6 +41,9 @@ def test_reads_what_libtdb_traverses(tmp_path, flags: int, hash_size: int) -> No
             assert got is not None
             assert len(got) == len(want)
             assert dict(got) == want == dict(t.traverse())
+            buf = tdbfile.read(t.fd())
+            spans = tdbfile.live_spans(buf)
+            assert [(buf[o:o + kl], buf[o + kl:o + kl + dl]) for o, kl, dl in spans] == got
         t.wipe_all()
         t.store(b"after wipe", b"x")
         assert tdbfile.live_records(t.fd()) == [(b"after wipe", b"x")]
