@@ -119,8 +119,8 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
     marks.append(("pull", time.perf_counter()))
 
     await all_nodes(Opcode.WIPE_DATABASE, trans)
-    items = _push_items(d.pnn, merged, volatile)
-    merged.clear()  # the pulled copies are not needed any more
+    items = _push_items(merged)
+    merged.clear()  # items holds what is left of it
     count = len(items)
     srvid = Srvid.RECOVERY + next(_srvids)
     push = T.PulldbExt(db_id=db_id, lmaster=ALL_LMASTERS, srvid=srvid).pack()
@@ -128,7 +128,9 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
     await all_nodes(Opcode.DB_PUSH_START, push)
     # The leader's own copy last: the others start storing each buffer meanwhile.
     order = sorted(nodes, key=lambda p: p == d.pnn)
-    for buf in marshall.pack_limited(db_id, items):
+    # Volatile records all start out on the leader.
+    claim = (d.pnn, int(RecordFlags.MIGRATED_WITH_DATA)) if volatile else None
+    for buf in marshall.pack_limited(db_id, items, claim=claim):
         for pnn in order:
             d.send_message(pnn, srvid, buf)
         # Let keepalives and the transport's writers run between buffers (a stalled
@@ -196,12 +198,7 @@ def _pull_local(d: Daemon, info: DbInfo, merged: dict[bytes, bytes], volatile: b
         marshall.merge_newest_records(records, merged, d.pnn)
 
 
-def _push_items(leader: int, merged: dict[bytes, bytes], volatile: bool) -> list[tuple[bytes, bytes]]:
-    """The records to push: empty ones are dropped (that is how a deletion wins),
-    volatile ones all start out on the leader."""
+def _push_items(merged: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The records to push: empty ones are dropped (that is how a deletion wins)."""
     header = record.HEADER_SIZE
-    if not volatile:
-        return [(k, v) for k, v in merged.items() if len(v) > header]
-    claimed = int(RecordFlags.MIGRATED_WITH_DATA)
-    with_dmaster = marshall.with_dmaster
-    return [(k, with_dmaster(v, leader, claimed)) for k, v in merged.items() if len(v) > header]
+    return [(k, v) for k, v in merged.items() if len(v) > header]

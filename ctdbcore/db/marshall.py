@@ -13,21 +13,39 @@ _REC = struct.Struct("<4I")  # length, reqid, keylen, datalen
 _RSN_DMASTER = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
 _LTDB_FIELDS = struct.Struct("<QI4xI")  # rsn, dmaster, (reserved), flags
+_LTDB_ALL = struct.Struct("<QIIII")  # rsn, dmaster, reserved1, flags, reserved2
 
 LIMIT = 1_000_000  # 4.17's RecBufferSizeLimit
 
 
-def pack(db_id: int, records: list[tuple[bytes, bytes]]) -> bytes:
-    parts = [_HEAD.pack(db_id, len(records))]
+def pack(db_id: int, records: list[tuple[bytes, bytes]], claim: tuple[int, int] | None = None) -> bytes:
+    """A buffer of ``records``. ``claim`` = (dmaster, flags): every record's header
+    names that data master and gains those flags on the way (what
+    :func:`with_dmaster` does, without a copy of each record for it)."""
+    parts: list[bytes | memoryview] = [_HEAD.pack(db_id, len(records))]
+    append = parts.append
+    rec = _REC.pack
+    if claim is None:
+        for key, value in records:
+            append(rec(16 + len(key) + len(value), 0, len(key), len(value)))
+            append(key)
+            append(value)
+        return b"".join(parts)
+    dmaster, add_flags = claim
+    header, header_of = _LTDB_ALL.pack, _LTDB_ALL.unpack_from
     for key, value in records:
-        parts.append(_REC.pack(16 + len(key) + len(value), 0, len(key), len(value)))
-        parts.append(key)
-        parts.append(value)
+        rsn, _, reserved1, flags, reserved2 = header_of(value)
+        append(rec(16 + len(key) + len(value), 0, len(key), len(value)))
+        append(key)
+        append(header(rsn, dmaster, reserved1, flags | add_flags, reserved2))
+        append(memoryview(value)[24:])
     return b"".join(parts)
 
 
-def pack_limited(db_id: int, records: Iterable[tuple[bytes, bytes]], limit: int = LIMIT) -> Iterator[bytes]:
-    """Buffers of at most about ``limit`` bytes each; always at least one."""
+def pack_limited(db_id: int, records: Iterable[tuple[bytes, bytes]], limit: int = LIMIT,
+                 claim: tuple[int, int] | None = None) -> Iterator[bytes]:
+    """Buffers of at most about ``limit`` bytes each; always at least one. ``claim``
+    as for :func:`pack` (values must then have a header)."""
     batch: list[tuple[bytes, bytes]] = []
     size = 0
     sent = False
@@ -35,11 +53,11 @@ def pack_limited(db_id: int, records: Iterable[tuple[bytes, bytes]], limit: int 
         batch.append((key, value))
         size += 16 + len(key) + len(value)
         if size >= limit:
-            yield pack(db_id, batch)
+            yield pack(db_id, batch, claim)
             sent = True
             batch, size = [], 0
     if batch or not sent:
-        yield pack(db_id, batch)
+        yield pack(db_id, batch, claim)
 
 
 def pack_spans(db_id: int, buf: bytes, spans: Iterable[tuple[int, int, int]], min_value: int = 0,

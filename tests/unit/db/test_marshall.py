@@ -44,6 +44,13 @@ def test_spans_pack_as_the_records_they_point_at(recs, min_value, limit) -> None
     assert list(marshall.pack_spans(9, blob, spans, min_value, limit)) == list(marshall.pack_limited(9, kept, limit))
 
 
+@given(records, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.sampled_from([1, 100, marshall.LIMIT]))
+def test_claimed_buffers_are_buffers_of_claimed_records(recs, dmaster, flags, limit) -> None:
+    claimed = [(k, marshall.with_dmaster(v, dmaster, flags)) for k, v in recs]
+    assert (list(marshall.pack_limited(5, recs, limit, claim=(dmaster, flags)))
+            == list(marshall.pack_limited(5, claimed, limit)))
+
+
 def test_truncated_buffers_are_refused() -> None:
     raw = marshall.pack(1, [(b"key", bytes(30))])
     for cut in (4, 12, len(raw) - 1):
