@@ -158,10 +158,18 @@ def retire(link: ServerLink) -> None:
         _retire(link)
 
 
-def current_server_pid() -> int | None:
+def server_pid() -> int | None:
     """Pid of this process's lock server, if it has a running one."""
     with _guard:
         return _link.proc.pid if _link is not None and _link.proc.poll() is None else None
+
+
+def stop_server() -> None:
+    """Send nothing more to this process's lock server: it is stopped once its helpers
+    are done, and the next request starts another."""
+    with _guard:
+        if _link is not None:
+            _retire(_link)
 
 
 def request(path: str, tdb_flags: int, target: str) -> ForkedHelper | None:

@@ -121,9 +121,12 @@ def lock_servers(parent: int | None = None) -> list[int]:
     return sorted(_server_family(parent)[0])
 
 
-def forked_helpers(parent: int | None = None) -> list[int]:
-    """Lock helpers forked by the lock servers of ``parent`` (default: this process)."""
-    return sorted(_server_family(parent)[1])
+def forked_helpers(parent: int | None = None, path: str | None = None) -> list[int]:
+    """Lock helpers forked by the lock servers of ``parent`` (default: this process);
+    with ``path``, those that have it open: past announcing themselves, and not some
+    other child, such as the ldconfig a starting server runs to find libtdb, which has
+    the server's argv until it execs."""
+    return sorted(pid for pid in _server_family(parent)[1] if path is None or has_open(pid, path))
 
 
 def spawned_helpers(path: str) -> list[int]:
@@ -133,11 +136,32 @@ def spawned_helpers(path: str) -> list[int]:
 
 
 def helper_pids(path: str, parent: int | None = None) -> list[int]:
-    """Lock helpers of ``parent`` (default: this process): spawned ones working on
-    ``path``, and every child of its lock server (a test has one tdb)."""
-    return spawned_helpers(path) + forked_helpers(parent)
+    """Lock helpers of ``parent`` (default: this process) working on ``path``, spawned
+    or forked."""
+    return spawned_helpers(path) + forked_helpers(parent, path)
+
+
+def no_helpers_left(path: str) -> bool:
+    """Neither a helper for ``path`` nor any child of this process's lock servers."""
+    return helper_pids(path) == [] and forked_helpers() == []
 
 
 def parent_of(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def has_open(pid: int, path: str) -> bool:
+    """Whether process ``pid`` has ``path`` open (a helper does once it tries to lock)."""
+    real = os.path.realpath(path)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == real:
+                return True
+        except OSError:
+            continue
+    return False

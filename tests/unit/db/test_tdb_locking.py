@@ -17,7 +17,7 @@ import pytest
 from ctdbcore.db import locking
 from ctdbcore.db.locking import LockHelperError, LockStats, db_lock, record_lock
 from ctdbcore.db.tdb import Tdb, TdbBusy, TdbErrorCode, TdbFlags, runtime_check_for_robust_mutexes
-from tests.unit.db.lockprocs import ROOT, Holder, alive, helper_pids
+from tests.unit.db.lockprocs import ROOT, Holder, alive, helper_pids, no_helpers_left
 
 VOLATILE = 0x1C41  # 4.17's volatile databases, robust mutexes included
 VOLATILE_NO_MUTEX = VOLATILE & ~TdbFlags.MUTEX_LOCKING
@@ -47,7 +47,7 @@ def tdb(tmp_path, flags) -> Iterator[Tdb]:
     assert t.get_flags() & flags == flags
     yield t
     t.close()
-    assert helper_pids(path) == [], "a lock helper outlived its test"
+    assert no_helpers_left(path), "a lock helper outlived its test"
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ async def test_waits_in_a_helper_without_blocking_the_loop(tdb, holder, lock, ki
         with anyio.fail_after(10):
             await acquired.wait()
         assert got_it_at - released_at < 2
-        await wait_for(lambda: not helper_pids(tdb.path))
+        await wait_for(lambda: no_helpers_left(tdb.path))
         tg.cancel_scope.cancel()
     assert holder("fetch", KEY) == "ok " + b"new value".hex()
     assert holder("fetch", OTHER) == "ok " + b"other value".hex()
@@ -193,7 +193,7 @@ async def test_record_lock_held_for_a_moment_is_retried_without_a_helper(tdb, ho
     async with anyio.create_task_group() as tg:
         tg.start_soon(locker)
         await anyio.sleep(0.2)
-        assert not got.is_set() and helper_pids(tdb.path) == []
+        assert not got.is_set() and no_helpers_left(tdb.path)
         assert holder("chainunlock", KEY) == "ok"
         with anyio.fail_after(10):
             await got.wait()
@@ -223,7 +223,7 @@ async def test_timeout_leaves_nothing_locked(tdb, holder, lock, stats):
         async with lock(tdb, timeout=0.5):
             pytest.fail("got a lock that is held elsewhere")
     assert 0.5 <= time.monotonic() - start < 5
-    assert helper_pids(tdb.path) == []
+    assert no_helpers_left(tdb.path)
     assert (stats.helper, stats.timeouts, stats.helper_locked, stats.waiting) == (1, 1, 0, 0)
     assert holder("chainunlock", KEY) == "ok"
     assert holder.try_lock(KEY) and holder.try_lock(OTHER)
@@ -247,7 +247,7 @@ async def test_cancelled_wait_kills_the_helper(tdb, holder, lock, stats):
         await anyio.sleep(0.3)
         tg.cancel_scope.cancel()
     assert not entered
-    assert helper_pids(tdb.path) == []  # killed and reaped before the cancel completed
+    assert no_helpers_left(tdb.path)  # killed and reaped before the cancel completed
     assert (stats.cancelled, stats.waiting, stats.helper_locked) == (1, 0, 0)
     assert holder("chainunlock", KEY) == "ok"
     assert holder.try_lock(KEY) and holder.try_lock(OTHER)
@@ -274,7 +274,7 @@ async def test_cancelled_while_held_releases(tdb, holder, lock, stats):
             await held.wait()
         assert not holder.try_lock(KEY)
         tg.cancel_scope.cancel()
-    assert helper_pids(tdb.path) == []
+    assert no_helpers_left(tdb.path)
     assert holder.try_lock(KEY) and holder.try_lock(OTHER)
     assert stats.helper_locked == 1
 
