@@ -36,6 +36,8 @@ from ctdbcore.db.lock_server import PID
 log = logging.getLogger("ctdb.tdb")
 
 SERVER_MODULE = "ctdbcore.db.lock_server"
+# False: never ask a server, spawn every helper (benchmarks compare the two ways).
+ENABLED = True
 # A server that has not forked a helper for a request by then (its own start-up
 # included) is not used again; the request falls back to a spawned helper.
 ANNOUNCE_TIMEOUT = 3.0
@@ -175,7 +177,7 @@ def stop_server() -> None:
 def request(path: str, tdb_flags: int, target: str) -> ForkedHelper | None:
     """Ask this process's lock server for a helper locking ``target`` (key in hex, or
     ``--all``) of ``path``; None when it cannot be asked (spawn one instead)."""
-    if not _pidfds_work():
+    if not ENABLED or not _pidfds_work():
         return None
     payload = b"\0".join((os.fsencode(path), hex(tdb_flags).encode(), target.encode()))
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

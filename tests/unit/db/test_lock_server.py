@@ -294,9 +294,11 @@ def no_server() -> Iterator[None]:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("why", ["no pidfds", "start fails", "server exits"])
+@pytest.mark.parametrize("why", ["disabled", "no pidfds", "start fails", "server exits"])
 async def test_falls_back_to_spawning_a_helper(tdb, holder, stats, monkeypatch, no_server, why):
-    if why == "no pidfds":
+    if why == "disabled":
+        monkeypatch.setattr(lock_link, "ENABLED", False)
+    elif why == "no pidfds":
         monkeypatch.setattr(lock_link, "_pidfds_work", lambda: False)
     elif why == "start fails":
         def cannot_start() -> lock_link.ServerLink:
