@@ -157,8 +157,9 @@ def main(argv: list[str]) -> int:
         lock_helper.die_with_parent(parent)
     elif os.getppid() != parent:
         return 1
-    signal.signal(signal.SIGCHLD, _reap)
     lock_helper.preload()  # what a spawned helper spends its start-up on, once for all children
+    # After the preload: finding libtdb runs ldconfig, whose exit is not ours to reap.
+    signal.signal(signal.SIGCHLD, _reap)
     serve(socket.socket(fileno=0))
     return 0
 
