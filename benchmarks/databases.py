@@ -2,7 +2,7 @@
 and network messages per node-local operation.
 
     .venv/bin/python -m benchmarks.databases [--runs 5] [--no-real] [--records 100000]
-                                             [--only local,ring,ptrans,recovery,messages]
+                                             [--only local,ring,ptrans,recovery,messages,lockhelper]
 
 All clusters are loopback clusters (contrib/localcluster) of real ctdbd processes.
 Figures are medians over ``--runs``; every ratio is against a baseline measured in the
@@ -21,6 +21,9 @@ same run:
                as `ctdb uptime` reports it) and end to end; against 4.17 when installed
   messages     record-traffic packets (calls, dmaster moves) per operation for a node-local workload after warm-up,
                N = 1..8 nodes (counted from `ctdb statistics` counters; goal 0)
+  lockhelper   no cluster: a freeze lock (always held by a helper process) taken and released
+               through the lock server's forked helper vs a directly spawned one, runs
+               interleaved; one database, and 15 at once (a recovery with smbd's databases)
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from ctdbcore.protocol.constants import Opcode
 REAL_CTDBD = "/usr/sbin/ctdbd"
 REAL_CTDB = "/usr/bin/ctdb"
 LOCAL_OPS = 20000
-SCENARIOS = ("local", "ring", "ptrans", "recovery", "messages")
+SCENARIOS = ("local", "ring", "ptrans", "recovery", "messages", "lockhelper")
 
 
 def median(xs: list[float]) -> float:
@@ -285,6 +288,65 @@ def bench_messages(max_n: int) -> dict[int, float]:
     return out
 
 
+# -- lock helpers -----------------------------------------------------------------------
+
+
+def bench_lock_helper(runs: int, databases: int) -> dict[str, float]:
+    """Seconds to hold a freeze lock on each of ``databases`` tdbs at once, and to have
+    them all released: medians through the lock server and through spawned helpers."""
+    import anyio
+
+    from ctdbcore.db import lock_link
+    from ctdbcore.db.locking import freeze_lock
+    from ctdbcore.db.tdb import runtime_check_for_robust_mutexes
+
+    flags = 0x1C41 if runtime_check_for_robust_mutexes() else 0x0C41  # 4.17's volatile databases
+    d = tempfile.mkdtemp(prefix="ctdb-lockbench-")
+    tdbs = [Tdb.open(os.path.join(d, f"db{i}.tdb.0"), tdb_flags=flags) for i in range(databases)]
+    got: dict[bool, list[float]] = {True: [], False: []}
+    done: dict[bool, list[float]] = {True: [], False: []}
+
+    async def freeze_all() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        held = anyio.Event()
+        count = 0
+        release = anyio.Event()
+
+        async def one(t: Tdb) -> None:
+            nonlocal count
+            async with freeze_lock(t):
+                count += 1
+                if count == databases:
+                    held.set()
+                await release.wait()
+
+        async with anyio.create_task_group() as tg:
+            for t in tdbs:
+                tg.start_soon(one, t)
+            await held.wait()
+            t1 = time.perf_counter()
+            release.set()
+        return t1 - t0, time.perf_counter() - t1
+
+    async def run() -> None:
+        await freeze_all()  # the server's start-up is not what is measured
+        for _ in range(runs):
+            for server in (True, False):  # interleaved: a shared machine's load hits both
+                lock_link.ENABLED = server
+                acquire, rel = await freeze_all()
+                got[server].append(acquire)
+                done[server].append(rel)
+        lock_link.ENABLED = True
+
+    try:
+        anyio.run(run)
+    finally:
+        for t in tdbs:
+            t.close()
+    return {"server": median(got[True]), "spawn": median(got[False]),
+            "server release": median(done[True]), "spawn release": median(done[False])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -336,6 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     if "messages" in only:
         for n, per in bench_messages(args.max_nodes).items():
             print(f"node packets per local operation, {n} nodes: {per:.3f} (goal 0)")
+    if "lockhelper" in only:
+        for n in (1, 15):
+            r = bench_lock_helper(args.runs, n)
+            print(f"freeze lock, {n} database{'s at once' if n > 1 else ''} (median of {args.runs}): "
+                  f"lock server {1000 * r['server']:.1f} ms, spawned helper {1000 * r['spawn']:.1f} ms, "
+                  f"spawned/server {r['spawn'] / r['server']:.1f}x; release {1000 * r['server release']:.1f} ms "
+                  f"vs {1000 * r['spawn release']:.1f} ms")
     return 0
 
 

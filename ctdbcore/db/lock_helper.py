@@ -10,28 +10,47 @@ then unlocks and exits 0. If it cannot lock it writes ``0`` and a message, and e
 Meanwhile the daemon only *marks* the lock as held in its own tdb context. The lock
 has to live here because it cannot be handed over: fcntl locks belong to the process
 that took them and robust mutexes (TDB_MUTEX_LOCKING) to the thread.
+
+This program is the fallback: helpers are normally forked by the lock server
+(:mod:`ctdbcore.db.lock_server`), whose children run :func:`hold` as well.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import sys
 
+from ctdbcore.db import tdb as _tdb
 from ctdbcore.db.tdb import Tdb, TdbError, TdbFlags
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent_pid: int) -> None:
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # Cached: the lock server's children inherit it instead of loading it each.
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def preload() -> None:
+    """Load what :func:`hold` and :func:`die_with_parent` need: a fork server does it
+    once, and its children inherit it."""
+    _tdb.load()
+    _libc()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Be killed when the process that started us dies (or exit now if it already has)."""
     # While blocked in fcntl()/pthread_mutex_lock() nothing else runs here, so an
     # orphaned helper would only notice on getting the lock; let the kernel kill it.
-    # (The kernel's parent is the spawning thread: the daemon's event-loop thread.)
+    # (The kernel's parent is the thread that started us: the daemon's event-loop
+    # thread, or the lock server's only thread.)
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl
         os._exit(1)
 
@@ -48,7 +67,22 @@ def main(argv: list[str]) -> int:
     # SIGINT from a terminal belongs to the daemon, which ends us by closing stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _die_with_parent(int(parent_s))
+        die_with_parent(int(parent_s))
+    except ValueError as e:
+        return _refuse(e)
+    return hold(path, flags_s, target)
+
+
+def _refuse(e: Exception) -> int:
+    with contextlib.suppress(OSError):
+        _answer(b"0" + str(e).encode(errors="replace"))
+    return 1
+
+
+def hold(path: str, flags_s: str, target: str) -> int:
+    """Lock ``target`` of ``path``, answer on fd 1, hold until fd 0 ends, unlock; the
+    exit status. The body of both this program and the lock server's children."""
+    try:
         # Never wipe (the daemon has the file open, but be sure) and always lock.
         flags = int(flags_s, 0) & ~(TdbFlags.CLEAR_IF_FIRST | TdbFlags.NOLOCK)
         key = None if target == "--all" else bytes.fromhex(target)
@@ -58,9 +92,7 @@ def main(argv: list[str]) -> int:
         else:
             tdb.chainlock(key)
     except (TdbError, ValueError) as e:
-        with contextlib.suppress(OSError):
-            _answer(b"0" + str(e).encode(errors="replace"))
-        return 1
+        return _refuse(e)
     try:
         _answer(b"1")
         while os.read(0, 4096):

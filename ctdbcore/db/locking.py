@@ -3,13 +3,17 @@ event loop (4.17 server/ctdb_lock.c).
 
 The fast path is a non-blocking lock in the daemon itself. A record's chain lock that
 someone else (smbd) holds is tried again a few times within ``SPIN`` seconds, as smbd
-holds them for a moment only (spawning a helper costs tens of milliseconds of Python
-start-up, 4.17's C helper about one); after that a helper process
-(:mod:`ctdbcore.db.lock_helper`) waits for it instead; once the helper holds it the
+holds them for a moment only; after that a helper process waits for it instead
+(4.17's C helper costs about a millisecond, ours a few); once the helper holds it the
 daemon *marks* the lock in its own tdb context and reads and writes under the helper's
 lock. It has to be another process: fcntl locks belong to a process and robust
 mutexes (TDB_MUTEX_LOCKING) to a thread, so neither could be taken by a worker thread
 and used by the loop.
+
+Helpers are forked by this process's lock server (:mod:`ctdbcore.db.lock_link`),
+which saves the tens of milliseconds of a Python start-up per helper (a recovery
+freezes every database at once); when it cannot help, :mod:`ctdbcore.db.lock_helper`
+is spawned directly. Both run the same code and speak the same protocol.
 
 libtdb counts locks per context and the daemon has one context per database, so
 these locks exclude other processes, not other tasks of this one: a task that awaits
@@ -25,13 +29,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.abc
 import attrs
 
-import ctdbcore
+from ctdbcore.db import lock_link
 from ctdbcore.db.tdb import Tdb, TdbBusy
 
 log = logging.getLogger("ctdb.tdb")
@@ -57,6 +61,7 @@ class LockStats:
     immediate: int = 0  # taken at once in this process
     spun: int = 0  # ... of which after the first try found it busy
     helper: int = 0  # busy: handed to a helper process
+    spawned: int = 0  # ... started directly: the lock server could not fork it
     helper_locked: int = 0  # ... which got it
     timeouts: int = 0
     cancelled: int = 0
@@ -74,52 +79,89 @@ class LockStats:
 STATS = LockStats()
 
 
-def _helper_env() -> dict[str, str]:
-    # The helper must run this very code, wherever it was imported from.
-    root = str(Path(ctdbcore.__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def helper_command(tdb: Tdb, target: str) -> list[str]:
     """argv of a helper locking ``target`` (a key in hex, or ``--all``) of ``tdb``."""
     return [sys.executable, "-m", HELPER_MODULE, tdb.path, hex(tdb.get_flags()), str(os.getpid()), target]
 
 
-async def _finish(proc: anyio.abc.Process, *, kill: bool) -> None:
-    """Make the helper let go (or kill it) and reap it; never interrupted."""
-    with anyio.CancelScope(shield=True):
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        else:
+class Helper(Protocol):
+    """A helper process taking a lock for us, however it was started."""
+
+    pid: int
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """What it wrote to its stdout; anyio.EndOfStream at its end."""
+
+    async def release(self, timeout: float) -> None:
+        """End its stdin and wait until it has unlocked and exited; kill it after
+        ``timeout``. Never interrupted."""
+
+    async def kill(self) -> None:
+        """Kill it and wait until it has exited. Never interrupted."""
+
+
+@attrs.define
+class SpawnedHelper:
+    """A :mod:`ctdbcore.db.lock_helper` process started by us."""
+
+    proc: anyio.abc.Process
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        assert self.proc.stdout is not None
+        return await self.proc.stdout.receive(max_bytes)
+
+    async def release(self, timeout: float) -> None:
+        proc = self.proc
+        with anyio.CancelScope(shield=True):
             assert proc.stdin is not None
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await proc.stdin.aclose()
-            with anyio.move_on_after(RELEASE_TIMEOUT):
+            with anyio.move_on_after(timeout):
                 await proc.wait()
             if proc.returncode is None:
-                log.error("lock helper %d did not let go within %ss: killed", proc.pid, RELEASE_TIMEOUT)
+                log.error("lock helper %d did not let go within %ss: killed", proc.pid, timeout)
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-        await proc.aclose()  # closes the pipes and waits for the exit
-        if not kill and proc.returncode != 0:
-            log.warning("lock helper %d exited with %s", proc.pid, proc.returncode)
+            await proc.aclose()  # closes the pipes and waits for the exit
+            if proc.returncode != 0:
+                log.warning("lock helper %d exited with %s", proc.pid, proc.returncode)
+
+    async def kill(self) -> None:
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.aclose()
 
 
-async def _answer(proc: anyio.abc.Process) -> None:
-    assert proc.stdout is not None
+async def _start_helper(tdb: Tdb, target: str, stats: LockStats) -> Helper:
+    """A helper set to lock ``target`` of ``tdb``: forked by the lock server, or else
+    spawned. Cancelled: no helper is left behind."""
+    forked = lock_link.request(tdb.path, tdb.get_flags(), target)
+    if forked is not None and await forked.announced():
+        return forked
+    stats.spawned += 1
+    # Shielded: a helper started by a cancelled spawn would go on waiting unseen.
+    with anyio.CancelScope(shield=True):
+        proc = await anyio.open_process(helper_command(tdb, target), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=None, env=lock_link.helper_env())
+    return SpawnedHelper(proc)
+
+
+async def _answer(helper: Helper) -> None:
     try:
-        first = await proc.stdout.receive(1)
+        first = await helper.receive(1)
     except anyio.EndOfStream:
-        raise LockHelperError(f"lock helper {proc.pid} exited without taking the lock") from None
+        raise LockHelperError(f"lock helper {helper.pid} exited without taking the lock") from None
     if first == b"1":
         return
     text = b""
     with contextlib.suppress(anyio.EndOfStream), anyio.move_on_after(1):
         while len(text) < _MAX_ERROR_TEXT:
-            text += await proc.stdout.receive()
+            text += await helper.receive()
     raise LockHelperError(text.decode(errors="replace").strip() or f"lock helper answered {first!r}")
 
 
@@ -129,15 +171,12 @@ async def _helper_holding(tdb: Tdb, target: str, timeout: float | None, stats: L
     start = time.monotonic()
     stats.helper += 1
     stats.waiting += 1
-    proc: anyio.abc.Process | None = None
+    helper: Helper | None = None
     try:
-        # Shielded: a helper started by a cancelled spawn would go on waiting unseen.
-        with anyio.CancelScope(shield=True):
-            proc = await anyio.open_process(helper_command(tdb, target), stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=None, env=_helper_env())
-        log.debug("%s of %s is busy: lock helper %d waits for it", target, tdb.path, proc.pid)
         with anyio.fail_after(None if timeout is None else max(0.0, start + timeout - time.monotonic())):
-            await _answer(proc)
+            helper = await _start_helper(tdb, target, stats)
+            log.debug("%s of %s is busy: lock helper %d waits for it", target, tdb.path, helper.pid)
+            await _answer(helper)
     except BaseException as e:
         if isinstance(e, TimeoutError):
             stats.timeouts += 1
@@ -145,18 +184,18 @@ async def _helper_holding(tdb: Tdb, target: str, timeout: float | None, stats: L
             stats.cancelled += 1
         else:
             stats.failed += 1
-        if proc is not None:
+        if helper is not None:
             # Killing frees a lock the helper may have got just now; it was never marked here.
-            await _finish(proc, kill=True)
+            await helper.kill()
         raise
     finally:
         stats.waiting -= 1
     stats.note_wait(time.monotonic() - start)
-    assert proc is not None
+    assert helper is not None
     try:
         yield
     finally:
-        await _finish(proc, kill=False)
+        await helper.release(RELEASE_TIMEOUT)
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,6 @@ event loop: the fast path, the lock helper process, marking, timeouts, cancellat
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
 import textwrap
@@ -15,10 +14,10 @@ from contextlib import AbstractAsyncContextManager
 import anyio
 import pytest
 
-import ctdbcore
 from ctdbcore.db import locking
 from ctdbcore.db.locking import LockHelperError, LockStats, db_lock, record_lock
 from ctdbcore.db.tdb import Tdb, TdbBusy, TdbErrorCode, TdbFlags, runtime_check_for_robust_mutexes
+from tests.unit.db.lockprocs import ROOT, Holder, alive, helper_pids, no_helpers_left
 
 VOLATILE = 0x1C41  # 4.17's volatile databases, robust mutexes included
 VOLATILE_NO_MUTEX = VOLATILE & ~TdbFlags.MUTEX_LOCKING
@@ -28,87 +27,6 @@ needs_mutexes = pytest.mark.skipif(not runtime_check_for_robust_mutexes(), reaso
 
 KEY = b"locking.tdb key \x00\x01"
 OTHER = b"some other key"  # on another chain than KEY with either hash (the nonblock test checks)
-
-# The other process: the role smbd plays. One command per line, one answer per line.
-_HOLDER = textwrap.dedent("""
-    import os, sys
-    from ctdbcore.db.tdb import Tdb, TdbBusy
-    t = Tdb.open(sys.argv[1], tdb_flags=int(sys.argv[2]) & ~1, open_flags=os.O_RDWR)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        cmd, *args = line.split()
-        args = [bytes.fromhex(a) for a in args]
-        try:
-            got = getattr(t, cmd)(*args)
-        except TdbBusy:
-            print("busy", flush=True)
-            continue
-        print("ok" if got is None else "ok " + got.hex(), flush=True)
-""")
-
-
-class Holder:
-    """Another process with the same tdb open, driven one command at a time."""
-
-    def __init__(self, path: str, flags: int) -> None:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(ctdbcore.__file__)))
-        self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER, path, str(flags)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": root})
-        self._buf = b""
-        assert self._line() == "ready"
-
-    def _line(self, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            assert ready, "holder process did not answer"
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            assert chunk, "holder process died"
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode()
-
-    def __call__(self, cmd: str, *keys: bytes) -> str:
-        self.proc.stdin.write(" ".join([cmd, *(k.hex() for k in keys)]).encode() + b"\n")
-        self.proc.stdin.flush()
-        return self._line()
-
-    def try_lock(self, key: bytes) -> bool:
-        """Whether the chain is free: lock and unlock it at once if so."""
-        if self("chainlock_nonblock", key) == "busy":
-            return False
-        assert self("chainunlock", key) == "ok"
-        return True
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
-
-def helper_pids(path: str) -> list[int]:
-    """Lock helper processes working on ``path``, from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except OSError:
-            continue
-        if b"ctdbcore.db.lock_helper" in argv and path.encode() in argv:
-            pids.append(int(entry))
-    return pids
-
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -129,7 +47,7 @@ def tdb(tmp_path, flags) -> Iterator[Tdb]:
     assert t.get_flags() & flags == flags
     yield t
     t.close()
-    assert helper_pids(path) == [], "a lock helper outlived its test"
+    assert no_helpers_left(path), "a lock helper outlived its test"
 
 
 @pytest.fixture
@@ -245,7 +163,7 @@ async def test_waits_in_a_helper_without_blocking_the_loop(tdb, holder, lock, ki
         with anyio.fail_after(10):
             await acquired.wait()
         assert got_it_at - released_at < 2
-        await wait_for(lambda: not helper_pids(tdb.path))
+        await wait_for(lambda: no_helpers_left(tdb.path))
         tg.cancel_scope.cancel()
     assert holder("fetch", KEY) == "ok " + b"new value".hex()
     assert holder("fetch", OTHER) == "ok " + b"other value".hex()
@@ -275,7 +193,7 @@ async def test_record_lock_held_for_a_moment_is_retried_without_a_helper(tdb, ho
     async with anyio.create_task_group() as tg:
         tg.start_soon(locker)
         await anyio.sleep(0.2)
-        assert not got.is_set() and helper_pids(tdb.path) == []
+        assert not got.is_set() and no_helpers_left(tdb.path)
         assert holder("chainunlock", KEY) == "ok"
         with anyio.fail_after(10):
             await got.wait()
@@ -305,7 +223,7 @@ async def test_timeout_leaves_nothing_locked(tdb, holder, lock, stats):
         async with lock(tdb, timeout=0.5):
             pytest.fail("got a lock that is held elsewhere")
     assert 0.5 <= time.monotonic() - start < 5
-    assert helper_pids(tdb.path) == []
+    assert no_helpers_left(tdb.path)
     assert (stats.helper, stats.timeouts, stats.helper_locked, stats.waiting) == (1, 1, 0, 0)
     assert holder("chainunlock", KEY) == "ok"
     assert holder.try_lock(KEY) and holder.try_lock(OTHER)
@@ -329,7 +247,7 @@ async def test_cancelled_wait_kills_the_helper(tdb, holder, lock, stats):
         await anyio.sleep(0.3)
         tg.cancel_scope.cancel()
     assert not entered
-    assert helper_pids(tdb.path) == []  # killed and reaped before the cancel completed
+    assert no_helpers_left(tdb.path)  # killed and reaped before the cancel completed
     assert (stats.cancelled, stats.waiting, stats.helper_locked) == (1, 0, 0)
     assert holder("chainunlock", KEY) == "ok"
     assert holder.try_lock(KEY) and holder.try_lock(OTHER)
@@ -356,7 +274,7 @@ async def test_cancelled_while_held_releases(tdb, holder, lock, stats):
             await held.wait()
         assert not holder.try_lock(KEY)
         tg.cancel_scope.cancel()
-    assert helper_pids(tdb.path) == []
+    assert no_helpers_left(tdb.path)
     assert holder.try_lock(KEY) and holder.try_lock(OTHER)
     assert stats.helper_locked == 1
 
@@ -414,12 +332,12 @@ _DAEMON = textwrap.dedent("""
 @pytest.mark.parametrize("when", ["waiting", "holding"])
 def test_helper_does_not_outlive_a_killed_daemon(tdb, holder, flags, when):
     assert holder("chainlock", KEY) == "ok"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(ctdbcore.__file__)))
     daemon = subprocess.Popen([sys.executable, "-c", _DAEMON, tdb.path, str(flags), KEY.hex()],
-                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": root})
+                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT})
     try:
         deadline = time.monotonic() + 10
-        while not helper_pids(tdb.path):
+        # the daemon's helpers, found now: once it is dead nothing says whose they were
+        while not (helpers := helper_pids(tdb.path, parent=daemon.pid)):
             assert time.monotonic() < deadline, "no lock helper started"
             time.sleep(0.01)
         if when == "holding":
@@ -429,7 +347,7 @@ def test_helper_does_not_outlive_a_killed_daemon(tdb, holder, flags, when):
         daemon.kill()
         daemon.wait()
         deadline = time.monotonic() + 10
-        while helper_pids(tdb.path):
+        while any(alive(pid) for pid in helpers):
             assert time.monotonic() < deadline, "the lock helper outlived its daemon"
             time.sleep(0.01)
         if when == "waiting":
@@ -444,5 +362,5 @@ def test_helper_does_not_outlive_a_killed_daemon(tdb, holder, flags, when):
 def test_helper_gives_up_when_its_parent_is_not_there(tdb):
     # a helper whose parent died before it could ask to die with it
     done = subprocess.run([sys.executable, "-m", "ctdbcore.db.lock_helper", tdb.path, hex(tdb.get_flags()),
-                           "1", KEY.hex()], capture_output=True, timeout=30)
+                           "1", KEY.hex()], check=False, capture_output=True, timeout=30)
     assert done.returncode == 1 and done.stdout == b""
