@@ -2,7 +2,8 @@
 and network messages per node-local operation.
 
     .venv/bin/python -m benchmarks.databases [--runs 5] [--no-real] [--records 100000]
-                                             [--only local,ring,ptrans,recovery,messages,lockhelper]
+                                             [--only local,ring,ptrans,recovery,recovery-dbs,
+                                                    messages,lockhelper]
 
 All clusters are loopback clusters (contrib/localcluster) of real ctdbd processes.
 Figures are medians over ``--runs``; every ratio is against a baseline measured in the
@@ -19,6 +20,8 @@ same run:
   recovery     `ctdb recover` with --records volatile records (~120 bytes each)
                spread over the nodes, timed by node 0 (START_RECOVERY to END_RECOVERY,
                as `ctdb uptime` reports it) and end to end; against 4.17 when installed
+  recovery-dbs the same with 15 small databases (what smbd attaches): per-database costs
+               such as the freeze's lock helper add up there
   messages     record-traffic packets (calls, dmaster moves) per operation for a node-local workload after warm-up,
                N = 1..8 nodes (counted from `ctdb statistics` counters; goal 0)
   lockhelper   no cluster: a freeze lock (always held by a helper process) taken and released
@@ -46,7 +49,7 @@ from ctdbcore.protocol.constants import Opcode
 REAL_CTDBD = "/usr/sbin/ctdbd"
 REAL_CTDB = "/usr/bin/ctdb"
 LOCAL_OPS = 20000
-SCENARIOS = ("local", "ring", "ptrans", "recovery", "messages", "lockhelper")
+SCENARIOS = ("local", "ring", "ptrans", "recovery", "recovery-dbs", "messages", "lockhelper")
 
 
 def median(xs: list[float]) -> float:
@@ -229,31 +232,51 @@ def bench_recovery(runs: int, records: int, impl: str) -> dict[str, float]:
                     # keys whose lmaster is this node are local at once: no migration
                     with db.fetch_lock(f"n{p}-{i}".encode()) as rec:
                         rec.store(b"v" * 100)
-        times, own = [], []
-        for _ in range(runs):
-            with Client(lc.socket(0), timeout=120) as c:
-                gen = c.get_vnnmap().generation
-                t0 = time.perf_counter()
-                # What `ctdb recover` sends; then poll instead of the tool's 1 s sleeps.
-                c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
-                while True:
-                    vm = c.get_vnnmap()
-                    if vm.generation != gen and c.get_recmode() == 0:
-                        break
-                    time.sleep(0.005)
-                times.append(time.perf_counter() - t0)
-                # END_RECOVERY follows SET_RECMODE NORMAL: wait until it has landed.
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    up = c.uptime()
-                    started, finished = (_seconds(up.last_recovery_started), _seconds(up.last_recovery_finished))
-                    if finished >= started > time.time() - times[-1] - 1:
-                        own.append(finished - started)
-                        break
-                    time.sleep(0.005)
-        return {"end to end s": median(times), "recovery s": median(own) if own else float("nan")}
+        return _recoveries(lc, runs)
     finally:
         lc.down()
+
+
+def bench_recovery_dbs(runs: int, impl: str, dbs: int = 15, records: int = 50) -> dict[str, float]:
+    """Recovery with as many small volatile databases as smbd attaches: each is frozen,
+    pulled, pushed and thawed on its own, so per-database costs (a freeze's lock helper)
+    add up here."""
+    lc = cluster(3, 201 if impl == "ours" else 211, impl)
+    try:
+        with Client(lc.socket(0), timeout=60) as c:
+            for i in range(dbs):
+                db = attach(c, f"bench_dbs{i}.tdb")
+                for j in range(records):
+                    db.store(f"k{j}".encode(), b"v" * 50)
+        return _recoveries(lc, runs)
+    finally:
+        lc.down()
+
+
+def _recoveries(lc: LocalCluster, runs: int) -> dict[str, float]:
+    times, own = [], []
+    for _ in range(runs):
+        with Client(lc.socket(0), timeout=120) as c:
+            gen = c.get_vnnmap().generation
+            t0 = time.perf_counter()
+            # What `ctdb recover` sends; then poll instead of the tool's 1 s sleeps.
+            c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
+            while True:
+                vm = c.get_vnnmap()
+                if vm.generation != gen and c.get_recmode() == 0:
+                    break
+                time.sleep(0.005)
+            times.append(time.perf_counter() - t0)
+            # END_RECOVERY follows SET_RECMODE NORMAL: wait until it has landed.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                up = c.uptime()
+                started, finished = (_seconds(up.last_recovery_started), _seconds(up.last_recovery_finished))
+                if finished >= started > time.time() - times[-1] - 1:
+                    own.append(finished - started)
+                    break
+                time.sleep(0.005)
+    return {"end to end s": median(times), "recovery s": median(own) if own else float("nan")}
 
 
 def _seconds(tv) -> float:
@@ -385,12 +408,16 @@ def main(argv: list[str] | None = None) -> int:
             line += f", 4.17 {theirs['1000 single-record transactions s']:.3f} s, ours/4.17 " \
                     f"{ours['1000 single-record transactions s'] / theirs['1000 single-record transactions s']:.2f}x"
         print(line)
-    if "recovery" in only:
-        rec_ours = bench_recovery(max(1, args.runs // 2), args.records, "ours")
-        rec_real = bench_recovery(max(1, args.runs // 2), args.records, "real") if real else None
-        for what, label in (("recovery s", "as node 0 timed it (START_RECOVERY to END_RECOVERY)"),
+    for scenario, label in (("recovery", f"{args.records} records"), ("recovery-dbs", "15 small databases")):
+        if scenario not in only:
+            continue
+        bench = ((lambda impl: bench_recovery(max(1, args.runs // 2), args.records, impl)) if scenario == "recovery"
+                 else (lambda impl: bench_recovery_dbs(args.runs, impl)))
+        rec_ours = bench("ours")
+        rec_real = bench("real") if real else None
+        for what, clock in (("recovery s", "as node 0 timed it (START_RECOVERY to END_RECOVERY)"),
                             ("end to end s", "end to end (SET_RECMODE to NORMAL in a new generation)")):
-            line = f"recovery with {args.records} records, {label}: ours {rec_ours[what]:.3f} s"
+            line = f"recovery with {label}, {clock}: ours {rec_ours[what]:.3f} s"
             if rec_real:
                 line += f", 4.17 {rec_real[what]:.3f} s, ours/4.17 {rec_ours[what] / rec_real[what]:.2f}x"
                 line += " (goal <= 1.0x)" if what == "recovery s" else ""
