@@ -3,7 +3,6 @@ the offending connection, and the cluster heals."""
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import time
@@ -13,7 +12,7 @@ import pytest
 from ctdbcore.client import Client
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol.constants import CTDB_PORT
-from tests.cluster.helpers import ctdb, wait_for
+from tests.cluster.helpers import ctdb
 
 pytestmark = pytest.mark.slow
 

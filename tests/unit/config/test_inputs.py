@@ -7,7 +7,7 @@ import pytest
 
 from ctdbcore.config.errors import ConfigError, ConfigErrors
 from ctdbcore.config.model import config_to_dict, load_config
-from ctdbcore.config.nodes import NodeEntry, parse_nodes_file, parse_nodes_text
+from ctdbcore.config.nodes import NodeEntry, parse_nodes_file
 from ctdbcore.config.paths import default_paths
 from ctdbcore.config.public_addresses import parse_public_addresses_file, parse_public_addresses_text
 from ctdbcore.config.sysconfig import parse_sysconfig, parse_sysconfig_text
