@@ -19,11 +19,10 @@ import pytest
 
 from ctdbcore.db import lock_link
 from ctdbcore.db.lock_server import PID
-from ctdbcore.db.locking import LockHelperError, LockStats, db_lock, freeze_lock, helper_record_lock, record_lock
+from ctdbcore.db.locking import LockHelperError, db_lock, freeze_lock, helper_record_lock, record_lock
 from ctdbcore.db.tdb import Tdb, TdbFlags, runtime_check_for_robust_mutexes
 from tests.unit.db.lockprocs import (
     ROOT,
-    Holder,
     alive,
     forked_helpers,
     lock_servers,
@@ -56,18 +55,6 @@ def tdb(tmp_path, flags) -> Iterator[Tdb]:
     yield t
     t.close()
     assert no_helpers_left(t.path), "a lock helper outlived its test"
-
-
-@pytest.fixture
-def holder(tdb, flags) -> Iterator[Holder]:
-    h = Holder(tdb.path, flags)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def stats() -> LockStats:
-    return LockStats()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10) -> float:

@@ -15,9 +15,9 @@ import anyio
 import pytest
 
 from ctdbcore.db import locking
-from ctdbcore.db.locking import LockHelperError, LockStats, db_lock, record_lock
+from ctdbcore.db.locking import LockHelperError, db_lock, record_lock
 from ctdbcore.db.tdb import Tdb, TdbBusy, TdbErrorCode, TdbFlags, runtime_check_for_robust_mutexes
-from tests.unit.db.lockprocs import ROOT, Holder, alive, helper_pids, no_helpers_left
+from tests.unit.db.lockprocs import ROOT, alive, helper_pids, no_helpers_left
 
 VOLATILE = 0x1C41  # 4.17's volatile databases, robust mutexes included
 VOLATILE_NO_MUTEX = VOLATILE & ~TdbFlags.MUTEX_LOCKING
@@ -48,18 +48,6 @@ def tdb(tmp_path, flags) -> Iterator[Tdb]:
     yield t
     t.close()
     assert no_helpers_left(path), "a lock helper outlived its test"
-
-
-@pytest.fixture
-def holder(tdb, flags) -> Iterator[Holder]:
-    h = Holder(tdb.path, flags)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def stats() -> LockStats:
-    return LockStats()
 
 
 LockFactory = Callable[..., AbstractAsyncContextManager[None]]
