@@ -67,6 +67,8 @@ def store_buffer(tdb: Tdb, data: bytes, data_master: int | None) -> int:
     key, value, copied = _Ptr(), _Ptr(), tdbfast.Datum()
     store_at, store_copy = _store_at, _store_copy
     off = 8
+    # marshall.records' walk, inlined: offsets are all this loop needs, and a generator
+    # step per record is a cost here.
     for i in range(count):
         if off + 16 > n:
             raise BadBuffer(f"marshall buffer ends inside record {i}")
