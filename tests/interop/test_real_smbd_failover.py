@@ -172,9 +172,14 @@ class Session:
             self.lines.append((time.monotonic(), line))
 
     def send(self, command: str) -> None:
+        """Feed smbclient a command; nothing when it has exited (it does so by itself
+        when its keepalive echo finds the connection gone)."""
         assert self.p.stdin is not None
-        self.p.stdin.write(command + "\n")
-        self.p.stdin.flush()
+        try:
+            self.p.stdin.write(command + "\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            assert self.p.poll() is not None or self.p.wait(timeout=5) is not None
 
     def output(self) -> str:
         return "".join(line for _, line in self.lines)
@@ -186,6 +191,10 @@ class Session:
             except ProcessLookupError:
                 pass
         self.p.wait()
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
 
 
 class Samba:
