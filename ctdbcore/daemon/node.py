@@ -286,6 +286,7 @@ class Daemon:
             tg.start_soon(self._leader_loop)
             tg.start_soon(self._startup_and_monitor)
             tg.start_soon(self.vacuumer.loop)
+            tg.start_soon(self.tickles.update_loop)
             await self._shutdown.wait()
             await self._do_shutdown()
             tg.cancel_scope.cancel()

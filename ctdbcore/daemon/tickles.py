@@ -5,6 +5,14 @@ tells all others (TCP_ADD), so that whichever node takes the address over knows
 whom to "tickle": a TCP ACK with sequence and ack number 0, which makes the client
 answer with its real numbers and, since the new holder has no such connection, get
 reset at once instead of waiting for its TCP timeouts (4.17 ctdb_takeover.c).
+
+Connections also leave the lists (4.17): when the client that registered one goes
+away (smbd's per-connection process exits), the holder of the address forgets it;
+the holder that takes an address over hands its list to the announcement and starts
+afresh (clients re-register). Either way the holder marks the address "update
+needed" and, every TickleUpdateInterval, pushes the list of each such address it
+holds to the other nodes (SET_TCP_TICKLE_LIST), so that they do not keep (and later
+tickle) connections that are long gone.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ class Tickles:
         self.d = daemon
         self.by_ip: dict[str, dict[tuple, T.Connection]] = {}
         self.by_client: dict[int, set[tuple]] = {}
+        self.update_needed: set[str] = set()  # addresses whose list the others must get
 
     def add(self, conn: T.Connection) -> bool:
         if self.d.public_ips.find(conn.dst.ip) is None:
@@ -42,7 +51,8 @@ class Tickles:
         return True
 
     def remove(self, conn: T.Connection) -> None:
-        self.by_ip.get(str(conn.dst.ip), {}).pop(_key(conn), None)
+        if self.by_ip.get(str(conn.dst.ip), {}).pop(_key(conn), None) is not None:
+            self.update_needed.add(str(conn.dst.ip))
 
     def list_for(self, addr: T.SockAddr) -> T.TickleList:
         conns = [c for c in self.by_ip.get(str(addr.ip), {}).values() if addr.port in (0, c.dst.port)]
@@ -63,10 +73,33 @@ class Tickles:
         return 0
 
     def client_gone(self, client) -> None:
-        keys = self.by_client.pop(client.client_id, set())
-        for conns in self.by_ip.values():
-            for k in keys:
-                conns.pop(k, None)
+        """4.17 ctdb_takeover_client_destructor_hook: the connections a client
+        registered are forgotten if this node still holds their address (otherwise it
+        was released, and the node that took it over tickles them)."""
+        for k in self.by_client.pop(client.client_id, set()):
+            ip = k[2]
+            v = self.d.public_ips.find(ip)
+            if v is None or v.pnn != self.d.pnn:
+                continue
+            if self.by_ip.get(ip, {}).pop(k, None) is not None:
+                self.update_needed.add(ip)
+
+    def push_updates(self) -> None:
+        """4.17 ctdb_update_tcp_tickles: send the list of every address held here whose
+        list changed to all connected nodes."""
+        for v in self.d.public_ips.held_here():
+            ip = str(v.ip)
+            if ip not in self.update_needed:
+                continue
+            self.update_needed.discard(ip)
+            tl = self.list_for(T.SockAddr(ip=v.ip))
+            for pnn in self.d.connected_pnns():
+                self.d.send_control_noreply(pnn, Opcode.SET_TCP_TICKLE_LIST, tl.pack())
+
+    async def update_loop(self) -> None:
+        while True:
+            await anyio.sleep(max(1.0, float(self.d.tunables.get("TickleUpdateInterval"))))
+            self.push_updates()
 
     async def announce(self, ip, iface: str) -> None:
         """After taking an address: gratuitous ARP and tickle ACKs, repeated as 4.17."""
@@ -75,13 +108,17 @@ class Tickles:
             from ctdbcore.netif.tickle import send_tickle_ack
         except ImportError:  # pragma: no cover - netif is part of ctdb-core
             return
+        # 4.17 moves the list into the announcement (ctdb_announce_vnn_iface): the
+        # connections tickled are those known at takeover; the list starts afresh
+        # (clients re-register) and the others learn that at the next update.
+        conns = list(self.by_ip.pop(str(ip), {}).values())
+        self.update_needed.add(str(ip))
         t0 = anyio.current_time()
         for round_, at in enumerate(ANNOUNCE_AT):
             await anyio.sleep(max(0.0, t0 + at - anyio.current_time()))
             v = self.d.public_ips.find(ip)
             if v is None or v.active_iface != iface:
                 return  # released or moved meanwhile: stop announcing it
-            conns = list(self.by_ip.get(str(ip), {}).values())
 
             def work() -> None:
                 try:
