@@ -63,6 +63,13 @@ class Tickles:
 
     def client_connection(self, client, conn: T.Connection) -> int:
         """TCP_CLIENT from a local client (smbd)."""
+        v = self.d.public_ips.find(conn.dst.ip)
+        if v is not None and v.pnn != self.d.pnn:
+            # 4.17 ctdb_control_tcp_client: failing tells smbd to drop the connection,
+            # which reached an address this node no longer (or not yet) holds.
+            log.error("Attempt to register tcp client for IP %s we don't hold - failing (client_id %s)",
+                      conn.dst.ip, getattr(client, "client_id", None))
+            return -1
         if not self.add(conn):
             log.info("Not tracking %s -> %s: not a public address", conn.src, conn.dst)
             return 0  # 4.17 ignores connections to non-public addresses

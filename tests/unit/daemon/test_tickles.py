@@ -98,3 +98,18 @@ def test_taking_an_address_over_tickles_the_known_list_and_starts_afresh(monkeyp
     assert listed(d) == []
     d.tickles.push_updates()
     assert [(p, tl.conns) for p, tl in d.pushed_lists()] == [(0, ()), (2, ())]
+
+
+def test_a_connection_to_an_address_held_elsewhere_is_refused() -> None:
+    """4.17: TCP_CLIENT for a public address another node holds fails (smbd then drops
+    that connection) and nothing is recorded or sent; a non-public address is ignored."""
+    d = FakeDaemon()
+    d.public_ips.find(IP).pnn = 0  # held by node 0
+    assert d.tickles.client_connection(Client(7), conn(1001)) == -1
+    assert listed(d) == [] and d.sent == []
+    other = T.Connection(src=T.SockAddr(ip="198.51.100.200", port=1), dst=T.SockAddr(ip="192.0.2.9", port=445))
+    assert d.tickles.client_connection(Client(7), other) == 0
+    assert d.sent == []
+    d.public_ips.find(IP).pnn = d.pnn
+    assert d.tickles.client_connection(Client(7), conn(1001)) == 0
+    assert listed(d) == [1001]
