@@ -5,13 +5,15 @@ set up as in test_real_smbd.py (127.0.0.144-146, 147-149, 154-156).
 
 4.17's behaviour, checked with these same steps against Debian's ctdbd 4.17 (set
 CTDBPY_SMBD_ADMIN_IMPL=real to run them so):
-* An INACTIVE (stopped or banned) node's smbd stays up and keeps its existing client
-  sessions, but every new connection's smbd child fails to reconnect to ctdbd after the
-  fork (source3/lib/ctdbd_conn.c `ctdbd_init_connection_internal`: GET_NODEMAP shows
-  its own node INACTIVE -> "Node is not working, can not connect", EIO), so the client
-  sees NT_STATUS_CONNECTION_RESET; a Samba tool (`net`) on that node cannot start its
-  messaging. Controls and messages still reach the node: an open held through it keeps
-  conflicting with a delete through node 0 (CHECK_PID_SRVID), `smbcontrol` pings it.
+* An INACTIVE (stopped or banned) node's smbd stays up, but every new connection's smbd
+  child fails to reconnect to ctdbd after the fork (source3/lib/ctdbd_conn.c
+  `ctdbd_init_connection_internal`: GET_NODEMAP shows its own node INACTIVE -> "Node is
+  not working, can not connect", EIO), so the client sees NT_STATUS_CONNECTION_RESET
+  (or _DISCONNECTED); a Samba tool (`net`) on that node cannot start its messaging.
+  A client connected before stays connected, but an open through it waits (its smbd
+  child cannot take a chain lock of the frozen locking.tdb) until the node is back.
+  Controls and messages still reach the node: an open held through it keeps conflicting
+  with a delete through node 0 (CHECK_PID_SRVID), `smbcontrol` pings its smbd.
 * The other smbd serves throughout, also persistent transactions (`net registry`).
 * After `continue`/`unban` the same smbd serves new clients again, with what was written
   meanwhile."""
@@ -75,6 +77,28 @@ def create_key(smb: Samba, pnn: int, name: str) -> None:
     assert r.returncode == 0, (pnn, name, r.stdout, r.stderr)
 
 
+class Session:
+    """An interactive smbclient on node pnn: commands in, output lines collected."""
+
+    def __init__(self, smb: Samba, pnn: int) -> None:
+        self.p = subprocess.Popen(["stdbuf", "-oL", SMBCLIENT, f"//{smb.lc.address(pnn)}/share", "-p", str(PORT),
+                                   "-U", USER, "-s", str(smb.cconf)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, cwd=smb.work)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(iter(self.p.stdout.readline, "")), daemon=True).start()
+
+    def send(self, command: str) -> None:
+        self.p.stdin.write(command + "\n")
+        self.p.stdin.flush()
+
+    def said(self, pattern: str) -> bool:
+        return any(re.search(pattern, ln) for ln in self.lines)
+
+    def close(self) -> None:
+        self.p.kill()
+        self.p.wait()
+
+
 def ping(smb: Samba, src: int, dst: int) -> None:
     r = smb.tool(src, "/usr/bin/smbcontrol", f"{dst}:{smb.pid(dst)}", "ping")
     assert r.returncode == 0 and r.stdout == f"PONG from pid {dst}:{smb.pid(dst)}\n", (src, dst, r)
@@ -94,7 +118,10 @@ def test_inactive_node_running_smbd(local_cluster, samba, action, base) -> None:
     assert sid.startswith("SID for domain CTDBPYSMB is: S-1-5-21-"), sid
 
     holder = smb.hold_open(1, "held.txt")
+    session = Session(smb, 1)  # a client of node 1's smbd, connected before the node is stopped
     try:
+        session.send("put x.txt s0.txt")
+        wait_for(lambda: session.said(r"^putting file x\.txt as \\s0\.txt "), timeout=30, what="a put through node 1")
         wait_for(lambda: re.search(r"^1:\d+ .* held\.txt ", smb.open_files(0), re.M), timeout=20, interval=0.3,
                  what="smbstatus on node 0 to see held.txt open through node 1")
         child = int(re.search(r"^1:(\d+) .* held\.txt ", smb.open_files(0), re.M).group(1))
@@ -114,7 +141,7 @@ def test_inactive_node_running_smbd(local_cluster, samba, action, base) -> None:
         # the inactive node's daemon after the fork and drops the connection; the same for
         # a Samba tool on node 1
         r = try_client(smb, 1, "ls")
-        assert r.returncode != 0 and "NT_STATUS_CONNECTION_RESET" in r.stdout + r.stderr, r
+        assert r.returncode != 0 and re.search(r"NT_STATUS_CONNECTION_(RESET|DISCONNECTED)", r.stdout + r.stderr), r
         r = smb.tool(1, "/usr/bin/net", "registry", "enumerate", "HKLM\\Software\\ctdbpy")
         assert r.returncode != 0 and "ctdbd_init_connection_internal failed" in r.stderr, r
         smb.check_alive()
@@ -128,8 +155,19 @@ def test_inactive_node_running_smbd(local_cluster, samba, action, base) -> None:
         assert (smb.share / "held.txt").exists()
         ping(smb, 0, 1)
 
+        # the client connected to node 1 before stays connected, but an open through it
+        # waits: its smbd child cannot lock a record of the frozen locking.tdb
+        session.send("put x.txt s1.txt")
+        time.sleep(3)
+        assert not session.said(r"s1\.txt") and session.p.poll() is None, session.lines
+
         ours(lc, 1, *{"stop": ("continue",), "ban": ("unban",)}[action])
         wait_for(lambda: rejoined(lc, 1), timeout=60, interval=0.5, what="node 1 back in the vnnmap")
+
+        # ... and goes on once the node is back
+        wait_for(lambda: session.said(r"^putting file x\.txt as \\s1\.txt "), timeout=30,
+                 what="the put waiting on node 1 to finish")
+        assert (smb.share / "s1.txt").read_text() == "x\n"
 
         # the same smbd on node 1 serves new clients again, with what was written meanwhile
         wait_for(lambda: try_client(smb, 1, "ls").returncode == 0, timeout=30, interval=0.5,
@@ -148,6 +186,7 @@ def test_inactive_node_running_smbd(local_cluster, samba, action, base) -> None:
         assert "NT_STATUS_SHARING_VIOLATION" in r.stdout + r.stderr, r
         assert holder.poll() is None
     finally:
+        session.close()
         holder.stdin.close()
         holder.wait(timeout=30)
     wait_for(lambda: "held.txt" not in smb.open_files(0), timeout=20, interval=0.3, what="the open to go")
@@ -171,15 +210,9 @@ def test_notify_messages_and_registry_across_recovery(local_cluster, samba) -> N
     sids = {smb.tool(pnn, "/usr/bin/net", "getlocalsid").stdout for pnn in (0, 1)}
     assert len(sids) == 1, sids
 
-    watcher = subprocess.Popen(["stdbuf", "-oL", SMBCLIENT, f"//{lc.address(1)}/share", "-p", str(PORT), "-U", USER,
-                                "-s", str(smb.cconf)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, cwd=smb.work)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(watcher.stdout.readline, "")), daemon=True)
-    reader.start()
+    watcher = Session(smb, 1)
     try:
-        watcher.stdin.write("notify \\\n")
-        watcher.stdin.flush()
+        watcher.send("notify \\")
         time.sleep(1)  # the watch is registered and its filter has reached node 0's notifyd
 
         for round_ in range(2):
@@ -190,9 +223,9 @@ def test_notify_messages_and_registry_across_recovery(local_cluster, samba) -> N
                      what="a new generation after ctdb recover")
             name = f"notified{round_}.txt"
             smb.client(0, f"put x.txt {name}")
-            wait_for(lambda: any(name in ln for ln in lines), timeout=30, what=f"the notification of {name} on node 1")
-            assert any(re.fullmatch(rf"[0-9a-f]{{4}} {re.escape(name)}\n", ln) for ln in lines), lines
-            assert watcher.poll() is None
+            wait_for(lambda: watcher.said(re.escape(name)), timeout=30, what=f"the notification of {name} on node 1")
+            assert watcher.said(rf"^[0-9a-f]{{4}} {re.escape(name)}\n$"), watcher.lines
+            assert watcher.p.poll() is None
 
             for src, dst in ((0, 1), (1, 0)):
                 ping(smb, src, dst)
@@ -210,6 +243,5 @@ def test_notify_messages_and_registry_across_recovery(local_cluster, samba) -> N
         out = smb.client(0, "get notified0.txt n0.txt")
         assert (smb.work / "n0.txt").read_text() == "x\n", out
     finally:
-        watcher.kill()
-        watcher.wait()
+        watcher.close()
     smb.check_alive()
