@@ -1,7 +1,7 @@
 """What an administrator does to a node running Debian's real Samba 4.17 `smbd`
 (`clustering = yes`) on our ctdbd: `ctdb stop`/`continue`, `ctdb ban`/`unban` and
 `ctdb recover`, on a loopback cluster of three of our daemons with smbd on nodes 0 and 1,
-set up as in test_real_smbd.py (127.0.0.144-146, 147-149, 154-156).
+set up as in test_real_smbd.py (127.0.0.144-149, 154-159, 164-166).
 
 4.17's behaviour, checked with these same steps against Debian's ctdbd 4.17 (set
 CTDBPY_SMBD_ADMIN_IMPL=real to run them so):
@@ -29,7 +29,8 @@ import time
 import pytest
 
 from tests.cluster.helpers import wait_for
-from tests.interop.test_real_smbd import PORT, SMBCLIENT, USER, Samba, ours, samba  # noqa: F401 (fixture)
+from tests.interop.test_real_smbd import (PORT, SMBCLIENT, SMBD, USER, Samba, listening, ours,  # noqa: F401 (samba)
+                                         samba, stop_group)
 
 IMPL = os.environ.get("CTDBPY_SMBD_ADMIN_IMPL", "ours")
 
@@ -244,4 +245,42 @@ def test_notify_messages_and_registry_across_recovery(local_cluster, samba) -> N
         assert (smb.work / "n0.txt").read_text() == "x\n", out
     finally:
         watcher.close()
+    smb.check_alive()
+
+
+@pytest.mark.parametrize("action,base", [("stop", 157), ("ban", 164)])
+def test_smbd_start_on_inactive_node(local_cluster, samba, action, base) -> None:
+    """smbd (re)started on a stopped or banned node refuses to run (4.17's
+    ctdbd_init_connection_internal: "Node is not working, can not connect", then
+    "clustering=yes but ctdbd connect failed"); it runs once the node is back, after
+    `ctdb continue` or when the ban runs out by itself."""
+    lc = local_cluster(n=3, loopback=True, loopback_base=base, impl=IMPL)
+    lc.wait_ok(timeout=90)
+    smb = samba(lc)
+    smb.add_user(0)
+    create_key(smb, 0, "before")
+    flag = {"stop": "STOPPED", "ban": "BANNED"}[action]
+    ours(lc, 1, *{"stop": ("stop",), "ban": ("ban", "25")}[action])
+    wait_for(lambda: excluded(lc, 1, flag), timeout=60, interval=0.5, what=f"node 1 {flag}")
+    stop_group(smb.procs[1][0])
+    r = subprocess.run([SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(smb.conf(1))],
+                       capture_output=True, text=True, timeout=60, cwd=smb.tmp / "smbd1", stdin=subprocess.DEVNULL)
+    assert r.returncode != 0 and "Node is not working, can not connect" in r.stdout, r
+    assert "clustering=yes but ctdbd connect failed" in r.stdout, r
+    assert not listening(lc.address(1))
+    out = smb.client(0, "ls")  # node 0 serves meanwhile
+    assert "blocks available" in out, out
+    create_key(smb, 0, "during")
+
+    if action == "stop":
+        ours(lc, 1, "continue")
+    wait_for(lambda: rejoined(lc, 1), timeout=120, interval=0.5, what="node 1 back in the vnnmap")
+    smb.start_one(1)
+    (smb.work / "x.txt").write_text("x\n")
+    smb.client(1, "put x.txt from1.txt")
+    smb.client(0, "get from1.txt from1-copy.txt")
+    assert (smb.work / "from1-copy.txt").read_text() == "x\n"
+    for pnn in (0, 1):
+        assert registry_keys(smb, pnn) == {"before", "during"}, pnn
+    ping(smb, 0, 1)
     smb.check_alive()
