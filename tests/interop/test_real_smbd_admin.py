@@ -1,7 +1,7 @@
 """What an administrator does to a node running Debian's real Samba 4.17 `smbd`
 (`clustering = yes`) on our ctdbd: `ctdb stop`/`continue`, `ctdb ban`/`unban` and
 `ctdb recover`, on a loopback cluster of three of our daemons with smbd on nodes 0 and 1,
-set up as in test_real_smbd.py (127.0.0.144-149, 154-159, 164-166).
+set up as in test_real_smbd.py (127.0.0.144-149, 154-159, 184-186).
 
 4.17's behaviour, checked with these same steps against Debian's ctdbd 4.17 (set
 CTDBPY_SMBD_ADMIN_IMPL=real to run them so):
@@ -248,7 +248,7 @@ def test_notify_messages_and_registry_across_recovery(local_cluster, samba) -> N
     smb.check_alive()
 
 
-@pytest.mark.parametrize("action,base", [("stop", 157), ("ban", 164)])
+@pytest.mark.parametrize("action,base", [("stop", 157), ("ban", 184)])
 def test_smbd_start_on_inactive_node(local_cluster, samba, action, base) -> None:
     """smbd (re)started on a stopped or banned node refuses to run (4.17's
     ctdbd_init_connection_internal: "Node is not working, can not connect", then
