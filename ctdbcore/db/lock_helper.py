@@ -40,6 +40,9 @@ def preload() -> None:
     """Load what :func:`hold` and :func:`die_with_parent` need: a fork server does it
     once, and its children inherit it."""
     _tdb.load()
+    # libtdb tests robust mutexes (forking a child) the first time a process opens a
+    # TDB_MUTEX_LOCKING file and keeps the answer: asked here, every child inherits it.
+    _tdb.runtime_check_for_robust_mutexes()
     _libc()
 
 
