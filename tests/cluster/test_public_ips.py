@@ -4,29 +4,14 @@ move when their holder dies, is disabled or is stopped, and move back."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from tests.cluster.helpers import ctdb, wait_for
+from tests.cluster.helpers import ctdb, kernel_holders, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 ALL = [0, 1, 2]
 PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
-
-
-def kernel_holders(lc, nodes=ALL) -> dict[str, list[int]]:
-    """public address -> the nodes whose eth1 carries it, read from the kernel."""
-    out: dict[str, list[int]] = {ip: [] for ip in PUBLIC}
-    for p in nodes:
-        if not lc.running(p):
-            continue
-        res = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10)
-        for link in json.loads(res.stdout or "[]"):
-            for a in link.get("addr_info", []):
-                if a.get("local") in out:
-                    out[a["local"]].append(p)
-    return out
 
 
 def ctdb_ip(lc, pnn: int) -> dict[str, int]:
@@ -35,7 +20,7 @@ def ctdb_ip(lc, pnn: int) -> dict[str, int]:
 
 
 def placed(lc, alive) -> bool:
-    k = kernel_holders(lc, alive)
+    k = kernel_holders(lc, PUBLIC, alive)
     if not all(len(v) == 1 for v in k.values()):
         return False
     seen = ctdb_ip(lc, alive[0])
@@ -46,35 +31,35 @@ def test_addresses_are_placed_once_and_follow_failures(local_cluster) -> None:
     lc = local_cluster(n=3)
     lc.wait_ok(timeout=30)
     # LCP2 spreads 3 addresses over 3 healthy nodes: one each
-    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
              what="every public address on exactly one node, one per node")
-    holders = kernel_holders(lc)
+    holders = kernel_holders(lc, PUBLIC)
 
     victim = holders[PUBLIC[0]][0]
     survivors = [p for p in ALL if p != victim]
     lc.kill(victim)
-    wait_for(lambda: all(len(v) == 1 for v in kernel_holders(lc, survivors).values()),
+    wait_for(lambda: all(len(v) == 1 for v in kernel_holders(lc, PUBLIC, survivors).values()),
              what="the dead node's address on a survivor")
     assert placed(lc, survivors)
 
     lc.start(victim)
     lc.wait_ok(timeout=30)
     # the restarted node gets an address back (LCP2 rebalances onto an empty node)
-    wait_for(lambda: placed(lc, ALL) and victim in sum(kernel_holders(lc).values(), []),
+    wait_for(lambda: placed(lc, ALL) and victim in sum(kernel_holders(lc, PUBLIC).values(), []),
              what="rebalance onto the restarted node")
 
     ctdb(lc, 1, "disable")
-    wait_for(lambda: placed(lc, ALL) and 1 not in sum(kernel_holders(lc).values(), []),
+    wait_for(lambda: placed(lc, ALL) and 1 not in sum(kernel_holders(lc, PUBLIC).values(), []),
              what="a disabled node gives up its addresses")
     ctdb(lc, 1, "enable")
-    wait_for(lambda: placed(lc, ALL) and 1 in sum(kernel_holders(lc).values(), []),
+    wait_for(lambda: placed(lc, ALL) and 1 in sum(kernel_holders(lc, PUBLIC).values(), []),
              what="an enabled node gets one back")
 
     ctdb(lc, 2, "stop")
-    wait_for(lambda: 2 not in sum(kernel_holders(lc).values(), []) and placed(lc, [0, 1]),
+    wait_for(lambda: 2 not in sum(kernel_holders(lc, PUBLIC).values(), []) and placed(lc, [0, 1]),
              what="a stopped node gives up its addresses")
     ctdb(lc, 2, "continue")
-    wait_for(lambda: placed(lc, ALL) and 2 in sum(kernel_holders(lc).values(), []),
+    wait_for(lambda: placed(lc, ALL) and 2 in sum(kernel_holders(lc, PUBLIC).values(), []),
              what="a continued node gets one back")
 
 
@@ -97,10 +82,10 @@ def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tm
     lc = local_cluster(n=3, tunables=(("MonitorInterval", "1"),),
                        env=(("PYTHONPATH", plugin_dir), ("CTDB_TESTPLUGIN_DIR", str(ctl))))
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
              what="one address per node")
     leader = int(ctdb(lc, 0, "leader").strip())
-    holders = kernel_holders(lc)
+    holders = kernel_holders(lc, PUBLIC)
     if scenario == "kill-leader":
         ip = next(a for a in PUBLIC if holders[a][0] == leader)
     else:
@@ -136,7 +121,7 @@ def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tm
         assert line2 and line2[0] == "reconnected", line2
         assert client.wait(timeout=10) == 0
         assert float(line[1]) - t0 < 10  # TCP would take minutes; the tickle or killtcp did it
-        wait_for(lambda: len(kernel_holders(lc, others)[ip]) == 1, timeout=10, what=f"{ip} on exactly one survivor")
+        wait_for(lambda: len(kernel_holders(lc, PUBLIC, others)[ip]) == 1, timeout=10, what=f"{ip} on exactly one survivor")
     finally:
         if scenario == "sigstop":
             lc.cont(holder)
@@ -153,7 +138,7 @@ def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tm
         lc.start(holder)
     lc.wait_ok(timeout=30)
     # and back again: the node gets an address after it recovers (LCP2 rebalances)
-    wait_for(lambda: placed(lc, ALL) and holder in sum(kernel_holders(lc).values(), []),
+    wait_for(lambda: placed(lc, ALL) and holder in sum(kernel_holders(lc, PUBLIC).values(), []),
              what="rebalanced after recovery")
 
 
@@ -167,29 +152,29 @@ def test_partition_minority_drops_its_addresses_and_gets_them_back_on_heal(local
 
     lc = local_cluster(n=3)
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
              what="one address per node")
     leader = int(ctdb(lc, 0, "leader").strip())
     isolated = next(p for p in ALL if p != leader)
     majority = [p for p in ALL if p != isolated]
-    its_ip = next(ip for ip, h in kernel_holders(lc).items() if h == [isolated])
+    its_ip = next(ip for ip, h in kernel_holders(lc, PUBLIC).items() if h == [isolated])
     lc.partition([majority, [isolated]])
     try:
         most = 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            holders = kernel_holders(lc)
+            holders = kernel_holders(lc, PUBLIC)
             most = max(most, max(len(h) for h in holders.values()))
             if holders[its_ip] and holders[its_ip] != [isolated] and \
                     isolated not in sum(holders.values(), []):
                 break
         assert most == 1, "an address was up on two nodes at once"
         assert holders[its_ip] and isolated not in holders[its_ip], "the majority did not take the address"
-        assert isolated not in sum(kernel_holders(lc).values(), [])
+        assert isolated not in sum(kernel_holders(lc, PUBLIC).values(), [])
     finally:
         lc.heal()
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and isolated in sum(kernel_holders(lc).values(), []),
+    wait_for(lambda: placed(lc, ALL) and isolated in sum(kernel_holders(lc, PUBLIC).values(), []),
              what="rebalanced after heal")
 
 
@@ -203,18 +188,18 @@ def test_partition_isolating_the_leader_moves_nothing(local_cluster) -> None:
 
     lc = local_cluster(n=3)
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
              what="one address per node")
     leader = int(ctdb(lc, 0, "leader").strip())
     others = [p for p in ALL if p != leader]
-    before = kernel_holders(lc)
+    before = kernel_holders(lc, PUBLIC)
     lc.partition([others, [leader]])
     try:
         most = 0
         changed = {}
         deadline = time.monotonic() + 8  # several keepalive timeouts and grace periods
         while time.monotonic() < deadline:
-            holders = kernel_holders(lc)
+            holders = kernel_holders(lc, PUBLIC)
             most = max(most, max(len(h) for h in holders.values()))
             changed.update({ip: h for ip, h in holders.items() if h != before[ip]})
         assert most == 1, "an address was up on two nodes at once"
@@ -223,7 +208,7 @@ def test_partition_isolating_the_leader_moves_nothing(local_cluster) -> None:
     finally:
         lc.heal()
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
              what="one address per node after heal")
 
 
@@ -242,13 +227,13 @@ def test_static_mode_nothing_moves(local_cluster) -> None:
         lc.start(p)
     lc.wait_ok(timeout=30)
     time.sleep(2)
-    assert all(h == [] for h in kernel_holders(lc).values())
+    assert all(h == [] for h in kernel_holders(lc, PUBLIC).values())
     # the administrator puts an address on node 1 by hand; node 1 dies; it stays put
     lc.run(1, "ip", "addr", "add", f"{PUBLIC[0]}/24", "dev", "eth1", timeout=10)
     lc.kill(1)
     wait_for(lambda: "DISCONNECTED" in ctdb(lc, 0, "status"), what="node 1 seen dead")
     time.sleep(2)
-    holders = kernel_holders(lc, [0, 2])
+    holders = kernel_holders(lc, PUBLIC, [0, 2])
     assert all(h == [] for h in holders.values())
 
 
@@ -261,18 +246,18 @@ def test_node_whose_takeip_keeps_failing_is_banned(local_cluster, tmp_path) -> N
     lc = local_cluster(n=3, tunables=(("RecoveryBanPeriod", "4"),),
                        env=(("PYTHONPATH", plugin_dir), ("CTDB_TESTPLUGIN_DIR", str(ctl))))
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc).values()) == ALL,
+    wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
              what="one address per node")
     victim = 2
     (ctl / f"takeip.{victim}").write_text("fail")
     ctdb(lc, victim, "disable")
-    wait_for(lambda: victim not in sum(kernel_holders(lc).values(), []), what="addresses moved off")
+    wait_for(lambda: victim not in sum(kernel_holders(lc, PUBLIC).values(), []), what="addresses moved off")
     # Now the leader wants to give it one back, and that fails: the tool reports the
     # failed takeover run (exit 1, as 4.17), the leader blames the node and bans it.
     ctdb(lc, victim, "enable", check=False)
     wait_for(lambda: "BANNED" in ctdb(lc, 0, "status"), timeout=20, what="the failing node banned")
-    assert victim not in sum(kernel_holders(lc).values(), []) and placed(lc, [p for p in ALL if p != victim])
+    assert victim not in sum(kernel_holders(lc, PUBLIC).values(), []) and placed(lc, [p for p in ALL if p != victim])
     (ctl / f"takeip.{victim}").unlink()
     wait_for(lambda: "BANNED" not in ctdb(lc, 0, "status"), timeout=20, what="ban expiry")
     lc.wait_ok(timeout=30)
-    wait_for(lambda: placed(lc, ALL) and victim in sum(kernel_holders(lc).values(), []), what="back in service")
+    wait_for(lambda: placed(lc, ALL) and victim in sum(kernel_holders(lc, PUBLIC).values(), []), what="back in service")

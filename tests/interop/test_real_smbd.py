@@ -46,8 +46,12 @@ def ours(lc, pnn: int, *args: str) -> str:
     return r.stdout
 
 
-def smb_conf(d: Path, lc, pnn: int, share: Path) -> Path:
-    """A self-contained smb.conf: every directory under d, one address, one high port."""
+def smb_conf(d: Path, lc, pnn: int, share: Path, port: int = PORT, own_address: bool = True) -> Path:
+    """A self-contained smb.conf: every directory under d, one port, node pnn's daemon
+    socket; only the node's own address, or (``own_address=False``) every address of
+    its namespace (a public address comes and goes)."""
+    listen = (f"interfaces = {lc.address(pnn)}/8\n\tbind interfaces only = yes" if own_address
+              else "bind interfaces only = no")
     for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     conf = d / "smb.conf"
@@ -65,9 +69,8 @@ def smb_conf(d: Path, lc, pnn: int, share: Path) -> Path:
 	ncalrpc dir = {d}/ncalrpc
 	binddns dir = {d}/binddns
 	passdb backend = tdbsam:{d}/private/passdb.tdb
-	smb ports = {PORT}
-	interfaces = {lc.address(pnn)}/8
-	bind interfaces only = yes
+	smb ports = {port}
+	{listen}
 	disable netbios = yes
 	disable spoolss = yes
 	load printers = no

@@ -21,7 +21,6 @@ Only traffic inside namespaces the test creates."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -34,7 +33,8 @@ import pytest
 
 from ctdb_localcluster import netns
 from ctdb_localcluster.cluster import CLIENT_ADDRESS, LocalCluster
-from tests.cluster.helpers import wait_for
+from tests.cluster.helpers import kernel_holders, wait_for
+from tests.interop.test_real_smbd import smb_conf, stop_group
 
 SMBD = "/usr/sbin/smbd"
 SMBCLIENT = "/usr/bin/smbclient"
@@ -56,23 +56,9 @@ def ctdb(lc: LocalCluster, pnn: int, *args: str) -> str:
     return lc.run(pnn, "ctdb", *args, timeout=30).stdout
 
 
-def kernel_holders(lc: LocalCluster) -> dict[str, list[int]]:
-    """public address -> the running nodes whose eth1 carries it, read from the kernel."""
-    out: dict[str, list[int]] = {ip: [] for ip in PUBLIC}
-    for p in ALL:
-        if not lc.running(p):
-            continue
-        res = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10)
-        for link in json.loads(res.stdout or "[]"):
-            for a in link.get("addr_info", []):
-                if a.get("local") in out:
-                    out[a["local"]].append(p)
-    return out
-
-
 def holder_of(lc: LocalCluster, ip: str) -> int | None:
     """The node holding ip, when the kernel and `ctdb ip` on every running node agree."""
-    h = kernel_holders(lc)[ip]
+    h = kernel_holders(lc, PUBLIC, ALL)[ip]
     if len(h) != 1:
         return None
     for p in ALL:
@@ -94,61 +80,6 @@ def client_ports(lc: LocalCluster, ip: str) -> set[int]:
     """Local ports of the client namespace's established TCP connections to ip:445."""
     out = lc.client("ss", "-Htn", "state", "established", "dst", f"{ip}:{PORT}", timeout=10).stdout
     return {int(m) for m in re.findall(rf"^\S*\s*\S+\s+\S+\s+{re.escape(CLIENT_ADDRESS)}:(\d+)\s", out, re.M)}
-
-
-def smb_conf(d: Path, lc: LocalCluster, pnn: int, share: Path) -> Path:
-    """Node pnn's smb.conf: every directory under d, port 445 on all addresses of the
-    namespace (the public address comes and goes), node pnn's daemon socket."""
-    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    conf = d / "smb.conf"
-    conf.write_text(f"""[global]
-	clustering = yes
-	ctdbd socket = {lc.socket(pnn)}
-	netbios name = CTDBPYSMB
-	workgroup = CTDBPYTEST
-	server role = standalone server
-	private dir = {d}/private
-	lock directory = {d}/lock
-	state directory = {d}/state
-	cache directory = {d}/cache
-	pid directory = {d}/pid
-	ncalrpc dir = {d}/ncalrpc
-	binddns dir = {d}/binddns
-	passdb backend = tdbsam:{d}/private/passdb.tdb
-	smb ports = {PORT}
-	bind interfaces only = no
-	disable netbios = yes
-	disable spoolss = yes
-	load printers = no
-	printcap name = /dev/null
-	rpc start on demand helpers = no
-	log level = 3
-	kernel oplocks = no
-[share]
-	path = {share}
-	read only = no
-""")
-    return conf
-
-
-def stop_group(p: subprocess.Popen) -> None:
-    """End smbd's session (the parent and its children), SIGTERM then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            p.wait(timeout=10)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
 
 
 class Session:
@@ -227,7 +158,7 @@ class Samba:
 
     def start(self, pnn: int) -> None:
         d = self.tmp / f"smbd{pnn}"
-        conf = smb_conf(d, self.lc, pnn, self.share)
+        conf = smb_conf(d, self.lc, pnn, self.share, port=PORT, own_address=False)
         with open(d / "smbd.log", "ab") as out:
             # `ip netns exec` execs smbd: the pid (and the session) is smbd's
             self.procs[pnn] = subprocess.Popen(
