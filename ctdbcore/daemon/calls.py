@@ -46,6 +46,8 @@ from ctdbcore.protocol.constants import (
 from ctdbcore.protocol.records import LtdbHeader
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from ctdbcore.daemon.clients import ClientConn
     from ctdbcore.daemon.node import Daemon
 
@@ -87,6 +89,11 @@ class Calls:
         self.pending: dict[int, PendingCall] = {}
         # Calls that arrived while the databases were being recovered; run at thaw.
         self.deferred: list[PendingCall] = []
+        # Other nodes' packets of the current generation for a database that could not
+        # serve them yet (frozen, or the node not yet out of recovery): 4.17 queues them
+        # behind the freeze lock and runs them when it is released. Dropping them would
+        # leave a node that thawed first waiting for ever: its resend is already done.
+        self.parked: list[tuple[Callable[..., Awaitable[None]], int, object]] = []
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -210,6 +217,22 @@ class Calls:
         self.deferred = []
         for call in calls:
             self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
+        self.replay_parked()
+
+    def resume(self) -> None:
+        """The node left recovery mode: run what waited for that (a database thawed
+        while the node was still in recovery served nobody yet)."""
+        calls, self.deferred = self.deferred, []
+        for call in calls:
+            self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
+        self.replay_parked()
+
+    def replay_parked(self) -> None:
+        """Run the parked packets again: those of an older generation are dropped then
+        (their senders resend), those for a database still not usable park again."""
+        parked, self.parked = self.parked, []
+        for handler, src, pkt in parked:
+            self.d.spawn(handler, src, pkt)
 
     def resend_db(self, db_id: int) -> None:
         """A database thawed outside a recovery (wipedb, restoredb): its waiting calls
@@ -221,10 +244,11 @@ class Calls:
         self.deferred = [c for c in self.deferred if c.db_id != db_id]
         for call in calls:
             self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
+        self.replay_parked()
 
     # -- from nodes ----------------------------------------------------------------------
 
-    def _valid(self, src: int, pkt) -> Database | None:
+    def _valid(self, src: int, pkt, handler: Callable[..., Awaitable[None]]) -> Database | None:
         if pkt.generation != self.d.vnnmap.generation:
             log.info("%s from node %d has generation %d, not %d: dropped", type(pkt).__name__, src,
                      pkt.generation, self.d.vnnmap.generation)
@@ -235,18 +259,22 @@ class Calls:
                 status=-1, msg=f"Unknown database in request. db_id==0x{pkt.db_id:08x}".encode(), reqid=pkt.reqid))
             return None
         if not self._usable(db):
-            return None  # the requester resends after recovery
+            self.parked.append((handler, src, pkt))
+            return None
         return db
 
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:
         """4.17 ``ctdb_request_call``: a call from another node (or our own, resent)."""
-        db = self._valid(src, pkt)
+        db = self._valid(src, pkt, self.req_call)
         if db is None:
             return
         if db.sticky and self._defer_if_pinned(db, src, pkt):
             return
         async with record_lock(db.tdb, pkt.key):
-            if not self._usable(db) or pkt.generation != self.d.vnnmap.generation:
+            if pkt.generation != self.d.vnnmap.generation:
+                return
+            if not self._usable(db):
+                self.parked.append((self.req_call, src, pkt))
                 return
             header, data = self.fetch(db, pkt.key)
             if pkt.flags & WANT_READONLY and not db.readonly:
@@ -452,11 +480,14 @@ class Calls:
                                         record_flags=flags, reqid=reqid))
 
     async def req_dmaster(self, src: int, pkt: P.ReqDmaster) -> None:
-        db = self._valid(src, pkt)
+        db = self._valid(src, pkt, self.req_dmaster)
         if db is None:
             return
         async with record_lock(db.tdb, pkt.key):
+            if pkt.generation != self.d.vnnmap.generation:
+                return
             if not self._usable(db):
+                self.parked.append((self.req_dmaster, src, pkt))
                 return
             if self.lmaster(pkt.key) != self.pnn:
                 log.error("REQ_DMASTER for a key whose lmaster is node %d, not this node", self.lmaster(pkt.key))
@@ -476,10 +507,15 @@ class Calls:
                                                    record_flags=flags, reqid=pkt.reqid))
 
     async def reply_dmaster(self, src: int, pkt: P.ReplyDmaster) -> None:
-        db = self._valid(src, pkt)
+        db = self._valid(src, pkt, self.reply_dmaster)
         if db is None:
             return
         async with record_lock(db.tdb, pkt.key):
+            if pkt.generation != self.d.vnnmap.generation:
+                return
+            if not self._usable(db):
+                self.parked.append((self.reply_dmaster, src, pkt))
+                return
             self._become_dmaster(db, pkt.key, pkt.rsn, pkt.record_flags or 0, pkt.data, pkt.reqid)
 
     def _become_dmaster(self, db: Database, key: bytes, rsn: int, flags: int, data: bytes, reqid: int) -> None:

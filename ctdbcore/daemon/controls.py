@@ -402,6 +402,7 @@ async def set_recmode(d, req, src, client):
     if d.recmode != RecMode.NORMAL:
         log.log(NOTICE, "Recovery mode set to NORMAL")
     d.recmode = RecMode.NORMAL
+    d.dbs.calls.resume()
     return 0
 
 

@@ -393,3 +393,49 @@ def test_freeze_aborts_a_vacuum_scan_holding_a_traverse_lock(local_cluster) -> N
         assert db.fetch(b"k7") == b"v"
     log = (Path(lc.node_dir(0)) / "log.ctdb").read_text(errors="replace")
     assert "Aborting vacuuming" in log
+
+
+def test_a_call_for_a_frozen_database_is_served_at_the_thaw(local_cluster) -> None:
+    """Another node's REQ_CALL for a frozen database waits for the thaw, as behind 4.17's
+    freeze lock. It used to be dropped: after a recovery the node that thawed first had
+    already resent its calls, and a restarted node's smbd hung in a g_lock fetch."""
+    lc = local_cluster(n=2, loopback=True, loopback_base=14)
+    lc.wait_ok(timeout=30)
+    key = b"wanted during a freeze"
+    with client(lc, 1) as c1:
+        db1 = attach(c1, "parked.tdb")
+        with db1.fetch_lock(key) as rec:
+            rec.store(b"from 1")
+        u32 = T.pack_u32(db1.db_id)
+        gen = c1.get_vnnmap().generation
+        c1._checked(Opcode.DB_FREEZE, u32)
+        calls_before = _req_calls(lc, 1)
+        try:
+            with multiprocessing.Pool(1) as pool:
+                fetched = pool.apply_async(_fetch_lock_store, (lc.socket(0), key, b"from 0"))
+                # node 0 sends its call to node 1, which can't serve it yet
+                wait_for(lambda: _req_calls(lc, 1) > calls_before, timeout=10,
+                         what="node 0's REQ_CALL to reach node 1")
+                time.sleep(0.3)
+                assert not fetched.ready()
+                c1._checked(Opcode.DB_THAW, u32)
+                assert fetched.get(timeout=20) == b"from 1"
+        finally:
+            c1.control(Opcode.DB_THAW, u32)
+        assert c1.get_vnnmap().generation == gen  # served without a recovery
+    h0, value = local_header(lc, 0, "parked.tdb", key)
+    assert (h0.dmaster, value) == (0, b"from 0")
+
+
+def _req_calls(lc, pnn: int) -> int:
+    with client(lc, pnn) as c:
+        return T.Statistics.unpack(c._checked(Opcode.STATISTICS).data).node_req_call
+
+
+def _fetch_lock_store(socket_path: str, key: bytes, value: bytes) -> bytes:
+    with Client(socket_path, timeout=30) as c:
+        db = attach(c, "parked.tdb")
+        with db.fetch_lock(key) as rec:
+            old = rec.data
+            rec.store(value)
+        return old

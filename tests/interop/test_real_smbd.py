@@ -442,10 +442,6 @@ def test_cross_node_share_modes_messages_and_recovery(local_cluster, samba) -> N
     smb.check_alive()
 
 
-# Flaky, not understood yet: in 2 of 4 full runs node 1's restarted smbd hung for 60 s
-# after opening its databases (its log ends in a g_lock.tdb open), on the same code that
-# passes alone. Rerun once while that is investigated (closing note of session 6).
-@pytest.mark.flaky(reruns=1)
 def test_surviving_smbd_after_a_node_dies(local_cluster, samba) -> None:
     """A node's ctdbd dies while its smbd serves an open file: that smbd exits (as with
     4.17, it cannot live without its daemon), the other node's smbd keeps serving and
