@@ -3,7 +3,7 @@ and network messages per node-local operation.
 
     .venv/bin/python -m benchmarks.databases [--runs 5] [--no-real] [--records 100000]
                                              [--only local,ring,ptrans,recovery,recovery-dbs,
-                                                    messages,lockhelper]
+                                                    contention,messages,lockhelper]
 
 All clusters are loopback clusters (contrib/localcluster) of real ctdbd processes.
 Figures are medians over ``--runs``; every ratio is against a baseline measured in the
@@ -22,6 +22,10 @@ same run:
                as `ctdb uptime` reports it) and end to end; against 4.17 when installed
   recovery-dbs the same with 15 small databases (what smbd attaches): per-database costs
                such as the freeze's lock helper add up there
+  contention   four clients on each of two nodes updating one record (fetch_lock +
+               store) for --seconds: updates/s and node packets per update, with
+               FetchCollapse 1 (4.17's default) vs 0 on the same cluster, and 4.17
+               (FetchCollapse 1) when installed
   messages     record-traffic packets (calls, dmaster moves) per operation for a node-local workload after warm-up,
                N = 1..8 nodes (counted from `ctdb statistics` counters; goal 0)
   lockhelper   no cluster: a freeze lock (always held by a helper process) taken and released
@@ -49,7 +53,7 @@ from ctdbcore.protocol.constants import Opcode
 REAL_CTDBD = "/usr/sbin/ctdbd"
 REAL_CTDB = "/usr/bin/ctdb"
 LOCAL_OPS = 20000
-SCENARIOS = ("local", "ring", "ptrans", "recovery", "recovery-dbs", "messages", "lockhelper")
+SCENARIOS = ("local", "ring", "ptrans", "recovery", "recovery-dbs", "contention", "messages", "lockhelper")
 
 
 def median(xs: list[float]) -> float:
@@ -283,6 +287,55 @@ def _seconds(tv) -> float:
     return tv.sec + tv.usec / 1e6
 
 
+# -- contention on one record -----------------------------------------------------------
+
+
+def _hammer(socket_path: str, seconds: float, out) -> None:
+    done = 0
+    with Client(socket_path, timeout=60) as c:
+        db = attach(c, "bench_hot.tdb")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            with db.fetch_lock(b"hot") as rec:
+                rec.store(b"%d" % (int(rec.data or b"0") + 1))
+            done += 1
+    out.put(done)
+
+
+def bench_contention(runs: int, seconds: float, impl: str, collapse_values=(1, 0),
+                     per_node: int = 4) -> dict[int, dict[str, float]]:
+    import multiprocessing
+
+    lc = cluster(2, 185 if impl == "ours" else 195, impl)
+    results: dict[int, dict[str, float]] = {}
+    try:
+        with Client(lc.socket(0), timeout=20) as c:
+            attach(c, "bench_hot.tdb")
+        for collapse in collapse_values:
+            for p in range(2):
+                with Client(lc.socket(p), timeout=20) as c:
+                    c.set_tunable("FetchCollapse", collapse)
+            rates, per = [], []
+            for _ in range(runs):
+                q: multiprocessing.Queue = multiprocessing.Queue()
+                before = node_packets(lc, 2)
+                procs = [multiprocessing.Process(target=_hammer, args=(lc.socket(i % 2), seconds, q))
+                         for i in range(2 * per_node)]
+                t0 = time.perf_counter()
+                for pr in procs:
+                    pr.start()
+                done = sum(q.get(timeout=seconds + 120) for _ in procs)
+                for pr in procs:
+                    pr.join()
+                dt = time.perf_counter() - t0
+                rates.append(done / dt)
+                per.append((node_packets(lc, 2) - before) / done)
+            results[collapse] = {"updates/s": median(rates), "packets/update": median(per)}
+    finally:
+        lc.down()
+    return results
+
+
 # -- messages per local operation -----------------------------------------------------
 
 
@@ -376,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=100000)
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--max-nodes", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=3.0, help="duration of each contention run")
     ap.add_argument("--only", default=",".join(SCENARIOS),
                     help=f"comma-separated scenarios to run (default all: {','.join(SCENARIOS)})")
     args = ap.parse_args(argv)
@@ -421,6 +475,19 @@ def main(argv: list[str] | None = None) -> int:
             if rec_real:
                 line += f", 4.17 {rec_real[what]:.3f} s, ours/4.17 {rec_ours[what] / rec_real[what]:.2f}x"
                 line += " (goal <= 1.0x)" if what == "recovery s" else ""
+            print(line)
+    if "contention" in only:
+        ours = bench_contention(args.runs, args.seconds, "ours")
+        theirs = bench_contention(args.runs, args.seconds, "real", (1,)) if real else None
+        for collapse, r in ours.items():
+            line = (f"one record, 4 clients on each of 2 nodes, FetchCollapse {collapse}: ours "
+                    f"{r['updates/s']:.0f} updates/s, {r['packets/update']:.3f} node packets per update")
+            if collapse == 0:
+                line += f"; collapse 1 / collapse 0: {ours[1]['updates/s'] / r['updates/s']:.2f}x updates/s"
+            if theirs and collapse == 1:
+                t = theirs[1]
+                line += (f"; 4.17 {t['updates/s']:.0f} updates/s, {t['packets/update']:.3f} packets per update, "
+                         f"ours/4.17 {r['updates/s'] / t['updates/s']:.2f}x updates/s")
             print(line)
     if "messages" in only:
         for n, per in bench_messages(args.max_nodes).items():

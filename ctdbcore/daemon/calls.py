@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ctdbcore.daemon.node import Daemon
 
 log = logging.getLogger("ctdb")
+COLLAPSE_TIMEOUT = 30.0
 
 
 @attrs.define(eq=False)
@@ -70,6 +71,9 @@ class PendingCall:
     # A read-only request is sent as FETCH_WITH_HEADER (4.17 ``daemon_call_state``);
     # this is what the client asked for, so that its reply can be put back in shape.
     client_callid: int | None = None
+    # FetchCollapse: later calls of this node's clients for the same record, waiting
+    # for this one to bring it here.
+    followers: list[PendingCall] = attrs.Factory(list)
 
 
 @attrs.define(eq=False)
@@ -94,6 +98,11 @@ class Calls:
         # behind the freeze lock and runs them when it is released. Dropping them would
         # leave a node that thawed first waiting for ever: its resend is already done.
         self.parked: list[tuple[Callable[..., Awaitable[None]], int, object]] = []
+        # FetchCollapse (4.17's deferred fetch queues): while a client's call fetches a
+        # record from another node, later calls for that record from this node's
+        # clients wait for it instead of each sending a call of its own; they then
+        # find the record here. By (db_id, key): the call that went out.
+        self.fetching: dict[tuple[int, bytes], PendingCall] = {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -134,6 +143,7 @@ class Calls:
 
     def _reply(self, call: PendingCall, status: int, data: bytes) -> None:
         self.pending.pop(call.reqid, None)
+        self._release_followers(call)
         if call.client is None:
             return
         if call.client_callid == FETCH_FUNC and len(data) >= LtdbHeader.SIZE:
@@ -167,12 +177,18 @@ class Calls:
         if not self._usable(db):
             self.deferred.append(call)
             return
+        collapse = call.client is not None and bool(self.d.tunables.get("FetchCollapse"))
         async with record_lock(db.tdb, call.key):
             if not self._usable(db):
                 self.deferred.append(call)
                 return
             header, data = self.fetch(db, call.key)
             db.counters.locks_total += 1
+            if collapse:
+                ahead = self.fetching.get((call.db_id, call.key))
+                if ahead is not None and ahead is not call:
+                    ahead.followers.append(call)
+                    return
             if call.flags & WANT_READONLY and not db.readonly:
                 # Read-only copies only where this node tracks them.
                 call.flags &= ~WANT_READONLY
@@ -194,8 +210,26 @@ class Calls:
                 return
             dest = header.dmaster
         self.pending[call.reqid] = call
+        if collapse and (call.db_id, call.key) not in self.fetching:
+            self.fetching[(call.db_id, call.key)] = call
+            self.d.spawn(self._collapse_expires, call)
         self._send(dest, P.ReqCall(reqid=call.reqid, flags=call.flags, db_id=call.db_id, callid=call.callid,
                                    hopcount=0, key=call.key, calldata=call.calldata))
+
+    def _release_followers(self, call: PendingCall) -> None:
+        """The call that fetched a record for others is over: run theirs, in the order
+        they came (4.17 ``deferred_fetch_queue_destructor``)."""
+        if self.fetching.get((call.db_id, call.key)) is not call:
+            return
+        del self.fetching[(call.db_id, call.key)]
+        followers, call.followers = call.followers, []
+        for f in followers:
+            self.d.spawn(self.start, f)
+
+    async def _collapse_expires(self, call: PendingCall) -> None:
+        # 4.17 gives the first fetch 30 s; then the others go out by themselves.
+        await anyio.sleep(COLLAPSE_TIMEOUT)
+        self._release_followers(call)
 
     def migrate_here(self, db: Database, key: bytes) -> None:
         """Fetch a record to this node on the daemon's own behalf."""
@@ -207,6 +241,10 @@ class Calls:
         for reqid, call in list(self.pending.items()):
             if call.client is client:
                 del self.pending[reqid]
+        for ahead in list(self.fetching.values()):
+            ahead.followers = [c for c in ahead.followers if c.client is not client]
+            if ahead.client is client:
+                self._release_followers(ahead)
         self.deferred = [c for c in self.deferred if c.client is not client]
 
     def resend_all(self) -> None:
@@ -215,6 +253,8 @@ class Calls:
         calls = list(self.pending.values()) + self.deferred
         self.pending.clear()
         self.deferred = []
+        for ahead in list(self.fetching.values()):
+            self._release_followers(ahead)
         for call in calls:
             self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
         self.replay_parked()
@@ -241,6 +281,7 @@ class Calls:
         calls += [c for c in self.deferred if c.db_id == db_id]
         for call in calls:
             self.pending.pop(call.reqid, None)
+            self._release_followers(call)
         self.deferred = [c for c in self.deferred if c.db_id != db_id]
         for call in calls:
             self.d.spawn(self.start, attrs.evolve(call, reqid=next(self._reqids)))
@@ -537,5 +578,7 @@ class Calls:
     def reply_error(self, src: int, pkt: P.ReplyError) -> None:
         # 4.17 logs and leaves the client waiting; we at least free the slot.
         call = self.pending.pop(pkt.reqid, None)
+        if call is not None:
+            self._release_followers(call)
         log.error("Call to node %d failed: %s%s", src, pkt.msg.decode(errors="replace"),
                   f" (client pid {call.client.pid})" if call and call.client else "")

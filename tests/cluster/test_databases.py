@@ -439,3 +439,51 @@ def _fetch_lock_store(socket_path: str, key: bytes, value: bytes) -> bytes:
             old = rec.data
             rec.store(value)
         return old
+
+
+def _node_req_calls(lc, pnn: int) -> int:
+    with client(lc, pnn) as c:
+        return T.Statistics.unpack(c._checked(Opcode.STATISTICS).data).node_req_call
+
+
+def _increment(socket_path: str, key: bytes) -> None:
+    with Client(socket_path, timeout=30) as c:
+        db = attach(c, "collapse.tdb")
+        with db.fetch_lock(key) as rec:
+            rec.store(b"%d" % (int(rec.data or b"0") + 1))
+
+
+@pytest.mark.parametrize("collapse", [1, 0])
+def test_fetch_collapse_sends_one_call_for_many_local_clients(local_cluster, collapse) -> None:
+    """FetchCollapse (4.17's default 1): while one client's call fetches a record from
+    another node, the same node's other clients wait for it instead of sending calls of
+    their own. Node 0 holds the record's chain lock, so that every call waits there."""
+    lc = local_cluster(n=2, loopback=True, loopback_base=34 + 3 * collapse,
+                       tunables=(("FetchCollapse", str(collapse)),))
+    lc.wait_ok(timeout=30)
+    key = b"wanted by five"
+    with client(lc, 0) as c0:
+        db0 = attach(c0, "collapse.tdb")
+        with db0.fetch_lock(key) as rec:
+            rec.store(b"0")
+        before = _node_req_calls(lc, 0)
+        db0.tdb.chainlock(key)
+        locked = True
+        try:
+            with multiprocessing.Pool(5) as pool:
+                done = [pool.apply_async(_increment, (lc.socket(1), key)) for _ in range(5)]
+                wait_for(lambda: _node_req_calls(lc, 0) > before, timeout=10, what="node 1's first call")
+                if not collapse:
+                    wait_for(lambda: _node_req_calls(lc, 0) - before == 5, timeout=10, what="five calls")
+                time.sleep(0.5)  # time for calls that should not come
+                waiting = _node_req_calls(lc, 0) - before
+                db0.tdb.chainunlock(key)
+                locked = False
+                for d in done:
+                    d.get(timeout=30)
+        finally:
+            if locked:
+                db0.tdb.chainunlock(key)
+    assert waiting == (1 if collapse else 5)
+    h1, value = local_header(lc, 1, "collapse.tdb", key)
+    assert (h1.dmaster, value) == (1, b"5")
