@@ -18,13 +18,16 @@ the same ids on the other, ids allocated through both nodes at once never collid
 high-water marks are in the clustered winbindd_idmap.tdb, changed in Samba's g_lock +
 TRANS3_COMMIT transactions), and node 2, which runs no winbindd, holds every mapping;
 winbindd on a node whose ctdbd dies exits, and after the node comes back a new winbindd
-there finds every mapping and allocates after them."""
+there finds every mapping and allocates after them. Debian's nmbd with clustering = yes
+also runs here (see test_nmbd_with_clustering for how its broadcasts stay in our base)."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -36,7 +39,9 @@ from tests.interop.test_real_smbd import ours, smb_conf, stop_group
 
 WINBINDD = "/usr/sbin/winbindd"
 WBINFO = "/usr/bin/wbinfo"
+NMBD = "/usr/sbin/nmbd"
 PORT = 44571  # smbd is not started, but the conf names a port of our own all the same
+NMB_PORT = 44577  # nmbd's name service port (-p), instead of 137
 PASSWORD = "ctdb-py-secret"
 IDS = (100000, 199999)
 
@@ -287,3 +292,93 @@ def test_winbindd_when_its_node_dies(local_cluster, winbind) -> None:
     assert idmap_records(lc, 1) == idmap_records(lc, 2) == {"S-1-1-0": f"GID {everyone}", "S-1-5-11": f"GID {auth}",
                                                            "S-1-5-2": f"GID {new}"}
     wb.check_alive()
+
+
+def name_query(address: str, name: str, suffix: int = 0x20, timeout: float = 1.0) -> list[str] | None:
+    """A unicast NetBIOS name query (RFC 1002 4.2.12) for name<suffix> to nmbd's name
+    service port at address; the addresses of a positive answer ([] if negative, None
+    if none came)."""
+    raw = name.upper().ljust(15).encode()[:15] + bytes([suffix])
+    encoded = bytes([32]) + bytes(b for c in raw for b in (0x41 + (c >> 4), 0x41 + (c & 15))) + b"\0"
+    xid = os.getpid() & 0xFFFF
+    query = struct.pack(">HHHHHH", xid, 0x0100, 1, 0, 0, 0) + encoded + struct.pack(">HH", 0x20, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.17", 0))  # our own base, not the wildcard address
+        s.settimeout(timeout)
+        s.sendto(query, (address, NMB_PORT))
+        try:
+            reply, _ = s.recvfrom(1024)
+        except TimeoutError:
+            return None
+    rxid, flags, _qd, an = struct.unpack(">HHHH", reply[:8])
+    assert rxid == xid and flags & 0x8000, reply
+    if flags & 0xF or an == 0:
+        return []
+    pos = 12
+    while reply[pos]:  # the answer's name
+        pos += reply[pos] + 1
+    rdlength = struct.unpack(">H", reply[pos + 9:pos + 11])[0]
+    rdata = reply[pos + 11:pos + 11 + rdlength]
+    return [socket.inet_ntoa(rdata[i + 2:i + 6]) for i in range(0, len(rdata), 6)]
+
+
+def test_nmbd_with_clustering(local_cluster, tmp_path) -> None:
+    """Debian's nmbd with clustering = yes on nodes 0 and 1, only on their loopback
+    addresses: the interface is a /30 (127.0.0.16/30), so nmbd's broadcasts go to
+    127.0.0.19 (node 2's address, where nothing listens on UDP) and never to another
+    base; its name service is on port 44577. nmbd reaches our daemon only for Samba's
+    messaging (no database): an `smbcontrol` ping crosses nodes, and when a node's
+    ctdbd dies its nmbd exits as winbindd does, while the other keeps answering."""
+    if not os.path.exists(NMBD):
+        pytest.skip("Debian's samba package (/usr/sbin/nmbd) is not installed")
+    lc = local_cluster(n=3, loopback=True, loopback_base=17)
+    lc.wait_ok(timeout=60)
+    share = tmp_path / "share"
+    share.mkdir()
+    procs: dict[int, tuple[subprocess.Popen, Path, Path]] = {}
+    try:
+        for pnn in (0, 1):
+            d = tmp_path / f"nmbd{pnn}"
+            # one NetBIOS name per node: two nmbds on one broadcast subnet defend a name
+            # against each other
+            extra = f"""	interfaces = {lc.address(pnn)}/30
+	disable netbios = no
+	netbios name = CTDBPYNMB{pnn}
+	local master = no
+	preferred master = no
+	domain master = no
+	dns proxy = no
+"""
+            conf = smb_conf(d, lc, pnn, share, port=PORT, extra=extra)
+            log = d / "nmbd.log"
+            with open(log, "ab") as out:
+                p = subprocess.Popen([NMBD, "--foreground", "--no-process-group", "--debug-stdout", "-p", str(NMB_PORT),
+                                      "-s", str(conf)], stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=d, start_new_session=True)
+            procs[pnn] = (p, log, conf)
+
+        def answers(pnn: int) -> bool:
+            p, log, _ = procs[pnn]
+            assert p.poll() is None, f"nmbd on node {pnn} exited with {p.returncode}:\n{log.read_text()[-4000:]}"
+            return name_query(lc.address(pnn), f"CTDBPYNMB{pnn}") == [lc.address(pnn)]
+
+        for pnn in (0, 1):  # the name is registered (broadcast, unanswered) and then answered for
+            wait_for(lambda: answers(pnn), timeout=60, interval=0.5, what=f"nmbd on node {pnn} to answer for its name")
+        # not a WINS server: each answers for its own names only
+        assert name_query(lc.address(0), "CTDBPYNMB1") is None
+
+        # Samba's messaging between the nodes' nmbds runs through our daemons
+        for src, dst in ((0, 1), (1, 0)):
+            pid = procs[dst][0].pid
+            r = subprocess.run(["/usr/bin/smbcontrol", "-s", str(procs[src][2]), f"{dst}:{pid}", "ping"],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and r.stdout == f"PONG from pid {dst}:{pid}\n", (src, dst, r)
+
+        lc.kill(1)
+        p1, log1, _ = procs[1]
+        assert p1.wait(timeout=30) != 0
+        assert "cluster fatal event: failed to read data from ctdbd" in log1.read_text()
+        assert answers(0)
+    finally:
+        for p, _, _ in procs.values():
+            stop_group(p)
