@@ -2,7 +2,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv python3-pip iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient
+APT_PKGS := python3 python3-venv python3-pip iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind
 
 .PHONY: setup demo demo-down test test-fast bench clean
 

@@ -46,10 +46,11 @@ def ours(lc, pnn: int, *args: str) -> str:
     return r.stdout
 
 
-def smb_conf(d: Path, lc, pnn: int, share: Path, port: int = PORT, own_address: bool = True) -> Path:
+def smb_conf(d: Path, lc, pnn: int, share: Path, port: int = PORT, own_address: bool = True,
+             extra: str = "") -> Path:
     """A self-contained smb.conf: every directory under d, one port, node pnn's daemon
     socket; only the node's own address, or (``own_address=False``) every address of
-    its namespace (a public address comes and goes)."""
+    its namespace (a public address comes and goes). ``extra``: more [global] lines."""
     listen = (f"interfaces = {lc.address(pnn)}/8\n\tbind interfaces only = yes" if own_address
               else "bind interfaces only = no")
     for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns"):
@@ -78,7 +79,7 @@ def smb_conf(d: Path, lc, pnn: int, share: Path, port: int = PORT, own_address: 
 	rpc start on demand helpers = no
 	log level = 3
 	kernel oplocks = no
-[share]
+{extra}[share]
 	path = {share}
 	read only = no
 """)
