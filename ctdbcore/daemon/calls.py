@@ -103,6 +103,10 @@ class Calls:
         # clients wait for it instead of each sending a call of its own; they then
         # find the record here. By (db_id, key): the call that went out.
         self.fetching: dict[tuple[int, bytes], PendingCall] = {}
+        # 4.17's dmaster defer queues: while a REQ_DMASTER waits here (the lmaster) for
+        # its record's lock, other nodes' calls for that record wait for it too; served
+        # first, they would be sent to the data master that just gave the record away.
+        self.dmaster_moves: dict[tuple[int, bytes], list[tuple[int, P.ReqCall]]] = {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -310,6 +314,11 @@ class Calls:
         if db is None:
             return
         if db.sticky and self._defer_if_pinned(db, src, pkt):
+            return
+        moving = self.dmaster_moves.get((db.db_id, pkt.key))
+        if moving is not None:
+            log.info("Call from node %d for a record of %s whose data master is moving: deferred", src, db.name)
+            moving.append((src, pkt))
             return
         async with record_lock(db.tdb, pkt.key):
             if pkt.generation != self.d.vnnmap.generation:
@@ -524,6 +533,19 @@ class Calls:
         db = self._valid(src, pkt, self.req_dmaster)
         if db is None:
             return
+        move = (db.db_id, pkt.key)
+        if move in self.dmaster_moves:
+            await self._req_dmaster(db, src, pkt)
+            return
+        self.dmaster_moves[move] = []
+        try:
+            await self._req_dmaster(db, src, pkt)
+        finally:
+            # In the order they came; each checks its generation again.
+            for waiting in self.dmaster_moves.pop(move):
+                self.d.spawn(self.req_call, *waiting)
+
+    async def _req_dmaster(self, db: Database, src: int, pkt: P.ReqDmaster) -> None:
         async with record_lock(db.tdb, pkt.key):
             if pkt.generation != self.d.vnnmap.generation:
                 return

@@ -487,3 +487,57 @@ def test_fetch_collapse_sends_one_call_for_many_local_clients(local_cluster, col
     assert waiting == (1 if collapse else 5)
     h1, value = local_header(lc, 1, "collapse.tdb", key)
     assert (h1.dmaster, value) == (1, b"5")
+
+
+def _fetch_lock_store_in(socket_path: str, name: str, key: bytes, value: bytes) -> bytes:
+    with Client(socket_path, timeout=30) as c:
+        db = attach(c, name)
+        with db.fetch_lock(key) as rec:
+            old = rec.data
+            rec.store(value)
+        return old
+
+
+def test_a_call_waits_for_a_dmaster_move_the_lmaster_is_applying(local_cluster) -> None:
+    """4.17's dmaster defer queue: while the lmaster's REQ_DMASTER waits for the record's
+    lock, another node's call for that record waits behind it, so that it goes to the
+    new data master and not to the node that just gave the record away."""
+    lc = local_cluster(n=4, loopback=True, loopback_base=64)
+    lc.wait_ok(timeout=30)
+    name = "dmdefer.tdb"
+    key = next(k for k in (b"moving-%d" % i for i in range(1000)) if record.lmaster(k, [0, 1, 2, 3]) == 0)
+    # node 1 holds the record, node 2's copy says so: node 2's next call goes to node 1
+    for pnn, value in ((1, b"1"), (2, b"2"), (1, b"3")):
+        assert _fetch_lock_store_in(lc.socket(pnn), name, key, value) is not None
+    with client(lc, 0) as c0:
+        db0 = attach(c0, name)
+        c0._checked(Opcode.SET_DEBUG, struct.pack("<i", 3))  # INFO: the deferral is logged
+        calls_at_1 = _req_calls(lc, 1)
+        dmasters_at_0 = T.Statistics.unpack(c0._checked(Opcode.STATISTICS).data).node_req_dmaster
+        calls_at_0 = _req_calls(lc, 0)
+        db0.tdb.chainlock(key)
+        locked = True
+        try:
+            with multiprocessing.Pool(2) as pool:
+                from_2 = pool.apply_async(_fetch_lock_store_in, (lc.socket(2), name, key, b"4"))
+                # node 1 gives the record to node 2 and tells the lmaster, which waits
+                wait_for(lambda: T.Statistics.unpack(c0._checked(Opcode.STATISTICS).data).node_req_dmaster
+                         > dmasters_at_0, timeout=10, what="node 1's REQ_DMASTER at node 0")
+                from_3 = pool.apply_async(_fetch_lock_store_in, (lc.socket(3), name, key, b"5"))
+                wait_for(lambda: _req_calls(lc, 0) > calls_at_0, timeout=10, what="node 3's call at node 0")
+                db0.tdb.chainunlock(key)
+                locked = False
+                olds = (from_2.get(timeout=30), from_3.get(timeout=30))
+        finally:
+            if locked:
+                db0.tdb.chainunlock(key)
+    # node 1 saw node 2's call and nothing else: node 3's went to node 2 directly
+    assert _req_calls(lc, 1) - calls_at_1 == 1
+    log = (Path(lc.node_dir(0)) / "log.ctdb").read_text(errors="replace")
+    assert f"Call from node 3 for a record of {name} whose data master is moving: deferred" in log
+    # node 2's client may lose the record to node 3 before it stores: either order, but
+    # each update exactly once
+    assert olds in ((b"3", b"4"), (b"5", b"3")), olds
+    pnn, value = (3, b"5") if olds == (b"3", b"4") else (2, b"4")
+    header, data = local_header(lc, pnn, name, key)
+    assert (header.dmaster, data) == (pnn, value)
