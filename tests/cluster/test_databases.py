@@ -412,7 +412,7 @@ def test_a_call_for_a_frozen_database_is_served_at_the_thaw(local_cluster) -> No
         calls_before = _req_calls(lc, 1)
         try:
             with multiprocessing.Pool(1) as pool:
-                fetched = pool.apply_async(_fetch_lock_store, (lc.socket(0), key, b"from 0"))
+                fetched = pool.apply_async(_fetch_lock_store, (lc.socket(0), "parked.tdb", key, b"from 0"))
                 # node 0 sends its call to node 1, which can't serve it yet
                 wait_for(lambda: _req_calls(lc, 1) > calls_before, timeout=10,
                          what="node 0's REQ_CALL to reach node 1")
@@ -427,23 +427,24 @@ def test_a_call_for_a_frozen_database_is_served_at_the_thaw(local_cluster) -> No
     assert (h0.dmaster, value) == (0, b"from 0")
 
 
-def _req_calls(lc, pnn: int) -> int:
+def _stat(lc, pnn: int, field: str) -> int:
+    """One of node pnn's `ctdb statistics` counters."""
     with client(lc, pnn) as c:
-        return T.Statistics.unpack(c._checked(Opcode.STATISTICS).data).node_req_call
+        return getattr(T.Statistics.unpack(c._checked(Opcode.STATISTICS).data), field)
 
 
-def _fetch_lock_store(socket_path: str, key: bytes, value: bytes) -> bytes:
+def _req_calls(lc, pnn: int) -> int:
+    return _stat(lc, pnn, "node_req_call")
+
+
+def _fetch_lock_store(socket_path: str, name: str, key: bytes, value: bytes) -> bytes:
+    """One client's fetch_lock + store; returns the value it replaced."""
     with Client(socket_path, timeout=30) as c:
-        db = attach(c, "parked.tdb")
+        db = attach(c, name)
         with db.fetch_lock(key) as rec:
             old = rec.data
             rec.store(value)
         return old
-
-
-def _node_req_calls(lc, pnn: int) -> int:
-    with client(lc, pnn) as c:
-        return T.Statistics.unpack(c._checked(Opcode.STATISTICS).data).node_req_call
 
 
 def _increment(socket_path: str, key: bytes) -> None:
@@ -466,17 +467,17 @@ def test_fetch_collapse_sends_one_call_for_many_local_clients(local_cluster, col
         db0 = attach(c0, "collapse.tdb")
         with db0.fetch_lock(key) as rec:
             rec.store(b"0")
-        before = _node_req_calls(lc, 0)
+        before = _req_calls(lc, 0)
         db0.tdb.chainlock(key)
         locked = True
         try:
             with multiprocessing.Pool(5) as pool:
                 done = [pool.apply_async(_increment, (lc.socket(1), key)) for _ in range(5)]
-                wait_for(lambda: _node_req_calls(lc, 0) > before, timeout=10, what="node 1's first call")
+                wait_for(lambda: _req_calls(lc, 0) > before, timeout=10, what="node 1's first call")
                 if not collapse:
-                    wait_for(lambda: _node_req_calls(lc, 0) - before == 5, timeout=10, what="five calls")
+                    wait_for(lambda: _req_calls(lc, 0) - before == 5, timeout=10, what="five calls")
                 time.sleep(0.5)  # time for calls that should not come
-                waiting = _node_req_calls(lc, 0) - before
+                waiting = _req_calls(lc, 0) - before
                 db0.tdb.chainunlock(key)
                 locked = False
                 for d in done:
@@ -489,15 +490,6 @@ def test_fetch_collapse_sends_one_call_for_many_local_clients(local_cluster, col
     assert (h1.dmaster, value) == (1, b"5")
 
 
-def _fetch_lock_store_in(socket_path: str, name: str, key: bytes, value: bytes) -> bytes:
-    with Client(socket_path, timeout=30) as c:
-        db = attach(c, name)
-        with db.fetch_lock(key) as rec:
-            old = rec.data
-            rec.store(value)
-        return old
-
-
 def test_a_call_waits_for_a_dmaster_move_the_lmaster_is_applying(local_cluster) -> None:
     """4.17's dmaster defer queue: while the lmaster's REQ_DMASTER waits for the record's
     lock, another node's call for that record waits behind it, so that it goes to the
@@ -508,22 +500,22 @@ def test_a_call_waits_for_a_dmaster_move_the_lmaster_is_applying(local_cluster) 
     key = next(k for k in (b"moving-%d" % i for i in range(1000)) if record.lmaster(k, [0, 1, 2, 3]) == 0)
     # node 1 holds the record, node 2's copy says so: node 2's next call goes to node 1
     for pnn, value in ((1, b"1"), (2, b"2"), (1, b"3")):
-        assert _fetch_lock_store_in(lc.socket(pnn), name, key, value) is not None
+        assert _fetch_lock_store(lc.socket(pnn), name, key, value) is not None
     with client(lc, 0) as c0:
         db0 = attach(c0, name)
         c0._checked(Opcode.SET_DEBUG, struct.pack("<i", 3))  # INFO: the deferral is logged
         calls_at_1 = _req_calls(lc, 1)
-        dmasters_at_0 = T.Statistics.unpack(c0._checked(Opcode.STATISTICS).data).node_req_dmaster
+        dmasters_at_0 = _stat(lc, 0, "node_req_dmaster")
         calls_at_0 = _req_calls(lc, 0)
         db0.tdb.chainlock(key)
         locked = True
         try:
             with multiprocessing.Pool(2) as pool:
-                from_2 = pool.apply_async(_fetch_lock_store_in, (lc.socket(2), name, key, b"4"))
+                from_2 = pool.apply_async(_fetch_lock_store, (lc.socket(2), name, key, b"4"))
                 # node 1 gives the record to node 2 and tells the lmaster, which waits
-                wait_for(lambda: T.Statistics.unpack(c0._checked(Opcode.STATISTICS).data).node_req_dmaster
-                         > dmasters_at_0, timeout=10, what="node 1's REQ_DMASTER at node 0")
-                from_3 = pool.apply_async(_fetch_lock_store_in, (lc.socket(3), name, key, b"5"))
+                wait_for(lambda: _stat(lc, 0, "node_req_dmaster") > dmasters_at_0, timeout=10,
+                         what="node 1's REQ_DMASTER at node 0")
+                from_3 = pool.apply_async(_fetch_lock_store, (lc.socket(3), name, key, b"5"))
                 wait_for(lambda: _req_calls(lc, 0) > calls_at_0, timeout=10, what="node 3's call at node 0")
                 db0.tdb.chainunlock(key)
                 locked = False
