@@ -44,6 +44,8 @@ class DbCounters:
     share (``ctdb statistics``)."""
 
     node: NodeCounters | None = None
+    # 4.17 tracks hot keys of volatile databases only.
+    count_hot_keys: bool = True
     locks: LockCounters = attrs.Factory(LockCounters)
     vacuum_latency: Latency = attrs.Factory(Latency)
     hot_keys: HotKeys = attrs.Factory(HotKeys)
@@ -72,7 +74,8 @@ class DbCounters:
 
     def migrated_here(self, key: bytes) -> None:
         """The record of ``key`` arrived here for a call made on this node."""
-        self.hot_keys.migrated(key)
+        if self.count_hot_keys:
+            self.hot_keys.migrated(key)
 
     async def timed_vacuum(self, run: Awaitable[T]) -> T:
         """Await one vacuum run of the database, adding its duration to the vacuum

@@ -83,7 +83,7 @@ class Databases:
             raise AttachError(f"cannot open {path}: {e}") from e
         tdb.set_max_dead(self.max_dead)
         db = Database(name=name, db_id=db_id, flags=int(kind), path=path, tdb=tdb, tdb_flags=tdb_flags,
-                      counters=DbCounters(node=self.counters))
+                      counters=DbCounters(node=self.counters, count_hot_keys=not kind))
         locking.count_locks(tdb, db.counters.locks)
         if db.volatile:
             # CLEAR_IF_FIRST only wipes when nobody else has the file open; a volatile

@@ -108,6 +108,20 @@ def test_hot_key_counts_migrations_within_a_second() -> None:
     assert hk.keys == [HotKey(1, b"b"), HotKey(4, b"a")]  # sorted, coolest first
 
 
+def test_hot_keys_of_volatile_databases_only(tmp_path) -> None:
+    from ctdbcore.db.registry import Databases, DbDirs
+    from ctdbcore.protocol.constants import DbFlags
+
+    reg = Databases(0, DbDirs(*(str(tmp_path / d) for d in ("v", "p", "s"))))
+    for name, flags in (("v.tdb", 0), ("p.tdb", DbFlags.PERSISTENT), ("r.tdb", DbFlags.REPLICATED)):
+        db, _ = reg.attach(name, flags)
+        db.counters.migrated_here(b"k")
+        assert len(db.counters.statistics().hot_keys) == MAX_HOT_KEYS
+        assert [k.count for k in db.counters.statistics().hot_keys][0] == (1 if name == "v.tdb" else 0)
+        assert db.counters.locks.parent is reg.counters.locks
+        db.close()
+
+
 def test_hot_keys_keep_the_ten_hottest() -> None:
     hk = HotKeys(clock=Clock())
     for i in range(MAX_HOT_KEYS):
