@@ -338,7 +338,6 @@ class Calls:
                 lm = self.lmaster(pkt.key)
                 dest = header.dmaster if lm == self.pnn else lm
                 hops = pkt.hopcount + 1
-                db.counters.hop(hops)
                 if hops % 100 > 95:
                     log.warning("High hopcount %d dbid:0x%08x key of %d bytes", hops, pkt.db_id, len(pkt.key))
                 # The original requester stays the source: it is who gets the record.
@@ -351,6 +350,7 @@ class Calls:
             if want_ro and pkt.callid == FETCH_WITH_HEADER_FUNC and pkt.srcnode != self.pnn:
                 self._delegate(db, pkt, header, data)
                 return
+            db.counters.hop(pkt.hopcount)  # 4.17 counts the hops of calls the data master serves
             if db.sticky and pkt.hopcount >= int(self.d.tunables.get("HopcountMakeSticky")):
                 if db.sticky_records.make_sticky(pkt.key, time.monotonic(),
                                                  float(self.d.tunables.get("StickyDuration"))):
@@ -594,6 +594,7 @@ class Calls:
             self._pin_down(db, key)
         if call is None:
             return
+        db.counters.migrated_here(key)
         status, out = self.execute(call.callid, header or LtdbHeader(rsn=rsn + 1, dmaster=self.pnn), data)
         self._reply(call, status, out)
 

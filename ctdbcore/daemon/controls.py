@@ -148,6 +148,7 @@ def echo_data(d, req, src, client):
 @control(Opcode.STATISTICS, 0)
 def statistics(d, req, src, client):
     fields = {k: v for k, v in d.stats.items() if k in _STAT_FIELDS}
+    fields.update(d.dbs.registry.counters.statistics_fields())  # locks and hop counts
     return T.Statistics(
         num_clients=len(d.server.clients),
         frozen=sum(1 for db in d.dbs.registry if db.frozen),

@@ -516,9 +516,7 @@ class DbService:
     # -- statistics ----------------------------------------------------------------------
 
     def statistics(self, db: Database) -> T.DbStatistics:
-        c = db.counters
-        return T.DbStatistics(locks_num_calls=c.locks_total, hop_count_bucket=tuple(c.hop_count_buckets),
-                              db_ro_delegations=c.ro_delegations, db_ro_revokes=c.ro_revokes)
+        return db.counters.statistics()
 
 
 def parse_name(data: bytes) -> str | None:

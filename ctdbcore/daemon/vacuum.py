@@ -61,7 +61,7 @@ class Vacuumer:
                 for db in self.d.dbs.registry:
                     if db.volatile and not db.frozen:
                         try:
-                            await self.vacuum(db)
+                            await db.counters.timed_vacuum(self.vacuum(db))
                         except Exception as e:  # one bad run must not stop vacuuming
                             log.warning("Vacuuming %s failed: %s", db.name, e)
                 self.runs += 1

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Iterator
+from typing import TypeVar
 
 import attrs
 
 from ctdbcore.db import record
+from ctdbcore.db.dbstats import HotKeys, Latency, LockCounters, NodeCounters, hop_bucket
 from ctdbcore.db.sticky import StickyRecords
 from ctdbcore.db.tdb import Tdb, TdbFlags
 from ctdbcore.protocol.constants import INVALID_GENERATION, DbFlags
 from ctdbcore.protocol.records import LtdbHeader
+from ctdbcore.protocol.statistics import DbStatistics
 
 _U64 = struct.Struct("<Q")
+T = TypeVar("T")
 
 
 def tdb_flags_for(db_flags: int, mutexes: bool) -> int:
@@ -34,21 +39,61 @@ def tdb_flags_for(db_flags: int, mutexes: bool) -> int:
 
 @attrs.define(eq=False)
 class DbCounters:
-    """What ``ctdb dbstatistics`` shows about this node's use of the database."""
+    """What ``ctdb dbstatistics`` shows about this node's use of the database (see
+    :mod:`ctdbcore.db.dbstats` for what is counted when); ``node`` gets the node-wide
+    share (``ctdb statistics``)."""
 
-    locks_total: int = 0
-    locks_waited: int = 0
-    migrations_in: int = 0
-    migrations_out: int = 0
+    node: NodeCounters | None = None
+    # 4.17 tracks hot keys of volatile databases only.
+    count_hot_keys: bool = True
+    locks: LockCounters = attrs.Factory(LockCounters)
+    vacuum_latency: Latency = attrs.Factory(Latency)
+    hot_keys: HotKeys = attrs.Factory(HotKeys)
     hop_count_max: int = 0
     hop_count_buckets: list[int] = attrs.Factory(lambda: [0] * 16)
-    num_hot_keys: int = 0
     ro_delegations: int = 0
     ro_revokes: int = 0
+    # Not part of 4.17's statistics: calls served here under the record lock, and
+    # records that left / arrived.
+    locks_total: int = 0
+    migrations_in: int = 0
+    migrations_out: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.node is not None:
+            self.locks.parent = self.node.locks
 
     def hop(self, count: int) -> None:
+        """The data master serves a call that took ``count`` hops to reach it."""
+        bucket = hop_bucket(count)
         self.hop_count_max = max(self.hop_count_max, count)
-        self.hop_count_buckets[min(count.bit_length(), 15)] += 1
+        self.hop_count_buckets[bucket] += 1
+        if self.node is not None:
+            self.node.max_hop_count = max(self.node.max_hop_count, count)
+            self.node.hop_count_bucket[bucket] += 1
+
+    def migrated_here(self, key: bytes) -> None:
+        """The record of ``key`` arrived here for a call made on this node."""
+        if self.count_hot_keys:
+            self.hot_keys.migrated(key)
+
+    async def timed_vacuum(self, run: Awaitable[T]) -> T:
+        """Await one vacuum run of the database, adding its duration to the vacuum
+        latency however it ends (4.17 counts aborted and failed runs too)."""
+        start = time.monotonic()
+        try:
+            return await run
+        finally:
+            self.vacuum_latency.add(time.monotonic() - start)
+
+    def statistics(self) -> DbStatistics:
+        lk = self.locks
+        return DbStatistics(
+            locks_num_calls=lk.num_calls, locks_num_current=lk.num_current, locks_num_pending=lk.num_pending,
+            locks_num_failed=lk.num_failed, locks_latency=lk.latency.counter(), locks_buckets=tuple(lk.buckets),
+            vacuum_latency=self.vacuum_latency.counter(), db_ro_delegations=self.ro_delegations,
+            db_ro_revokes=self.ro_revokes, hop_count_bucket=tuple(self.hop_count_buckets),
+            hot_keys=tuple(self.hot_keys.keys))
 
 
 @attrs.define(eq=False)

@@ -28,8 +28,9 @@ import os
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.abc
@@ -37,6 +38,9 @@ import attrs
 
 from ctdbcore.db import lock_link
 from ctdbcore.db.tdb import Tdb, TdbBusy
+
+if TYPE_CHECKING:
+    from ctdbcore.db.dbstats import LockCounters
 
 log = logging.getLogger("ctdb.tdb")
 
@@ -77,6 +81,15 @@ class LockStats:
 
 
 STATS = LockStats()
+
+# The daemon's per-database lock statistics (4.17's ``locks`` counters), by tdb context.
+# Only locks that were not had at once are counted, so the fast path never looks here.
+_COUNTERS: weakref.WeakKeyDictionary[Tdb, LockCounters] = weakref.WeakKeyDictionary()
+
+
+def count_locks(tdb: Tdb, counters: LockCounters) -> None:
+    """Count the busy locks taken on ``tdb`` from now on in ``counters``."""
+    _COUNTERS[tdb] = counters
 
 
 def helper_command(tdb: Tdb, target: str) -> list[str]:
@@ -166,36 +179,54 @@ async def _answer(helper: Helper) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _helper_holding(tdb: Tdb, target: str, timeout: float | None, stats: LockStats) -> AsyncIterator[None]:
-    """A helper that holds ``target``'s lock for the duration of the block."""
+async def _helper_holding(tdb: Tdb, target: str, timeout: float | None, stats: LockStats,
+                          asked: float | None = None) -> AsyncIterator[None]:
+    """A helper that holds ``target``'s lock for the duration of the block. ``asked``:
+    when the lock was first tried (the wait counted in its statistics starts there)."""
     start = time.monotonic()
     stats.helper += 1
     stats.waiting += 1
     helper: Helper | None = None
+    counters = _COUNTERS.get(tdb)
+    if counters is not None:
+        counters.requested()
+    started = False
     try:
-        with anyio.fail_after(None if timeout is None else max(0.0, start + timeout - time.monotonic())):
-            helper = await _start_helper(tdb, target, stats)
-            log.debug("%s of %s is busy: lock helper %d waits for it", target, tdb.path, helper.pid)
-            await _answer(helper)
-    except BaseException as e:
-        if isinstance(e, TimeoutError):
-            stats.timeouts += 1
-        elif isinstance(e, anyio.get_cancelled_exc_class()):
-            stats.cancelled += 1
-        else:
-            stats.failed += 1
-        if helper is not None:
-            # Killing frees a lock the helper may have got just now; it was never marked here.
-            await helper.kill()
-        raise
+        try:
+            with anyio.fail_after(None if timeout is None else max(0.0, start + timeout - time.monotonic())):
+                helper = await _start_helper(tdb, target, stats)
+                if counters is not None:
+                    counters.helper_started()
+                started = True
+                log.debug("%s of %s is busy: lock helper %d waits for it", target, tdb.path, helper.pid)
+                await _answer(helper)
+        except BaseException as e:
+            if isinstance(e, TimeoutError):
+                stats.timeouts += 1
+            elif isinstance(e, anyio.get_cancelled_exc_class()):
+                stats.cancelled += 1
+            else:
+                stats.failed += 1
+                if counters is not None:
+                    counters.failed()
+            if helper is not None:
+                # Killing frees a lock the helper may have got just now; it was never marked here.
+                await helper.kill()
+            raise
+        finally:
+            stats.waiting -= 1
+        now = time.monotonic()
+        stats.note_wait(now - start)
+        if counters is not None:
+            counters.locked(now - (start if asked is None else asked))
+        assert helper is not None
+        try:
+            yield
+        finally:
+            await helper.release(RELEASE_TIMEOUT)
     finally:
-        stats.waiting -= 1
-    stats.note_wait(time.monotonic() - start)
-    assert helper is not None
-    try:
-        yield
-    finally:
-        await helper.release(RELEASE_TIMEOUT)
+        if counters is not None:
+            counters.ended(started=started)
 
 
 @contextlib.asynccontextmanager
@@ -222,25 +253,30 @@ async def record_lock(tdb: Tdb, key: bytes, timeout: float | None = None,
             pause *= 2
             continue
         stats.immediate += 1
-        stats.spun += tries > 1
+        if tries > 1:
+            stats.spun += 1
+            # Busy at first: 4.17 would have asked a helper, and counted the wait.
+            counters = _COUNTERS.get(tdb)
+            if counters is not None:
+                counters.locked(time.monotonic() - start)
         try:
             yield
         finally:
             tdb.chainunlock(key)
         return
     left = None if timeout is None else max(0.0, start + timeout - time.monotonic())
-    async with helper_record_lock(tdb, key, left, stats):
+    async with helper_record_lock(tdb, key, left, stats, asked=start):
         yield
 
 
 @contextlib.asynccontextmanager
 async def helper_record_lock(tdb: Tdb, key: bytes, timeout: float | None = None,
-                             stats: LockStats = STATS) -> AsyncIterator[None]:
+                             stats: LockStats = STATS, *, asked: float | None = None) -> AsyncIterator[None]:
     """:func:`record_lock` without trying first: a helper process takes the lock and
     this context only marks it. For a thread that found the lock busy and will use the
     record itself once the helper has it (the blocking client's caller thread):
     marking has no owner thread, a lock taken here would belong to the loop's."""
-    async with _helper_holding(tdb, key.hex(), timeout, stats):
+    async with _helper_holding(tdb, key.hex(), timeout, stats, asked):
         tdb.chainlock_mark(key)
         try:
             yield

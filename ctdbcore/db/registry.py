@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import attrs
 
-from ctdbcore.db.database import Database, db_file_name, tdb_flags_for
+from ctdbcore.db import locking
+from ctdbcore.db.database import Database, DbCounters, db_file_name, tdb_flags_for
+from ctdbcore.db.dbstats import NodeCounters
 from ctdbcore.db.tdb import Tdb, TdbError
 from ctdbcore.protocol.constants import DbFlags
 from ctdbcore.protocol.hash import db_id as compute_db_id
@@ -39,6 +41,8 @@ class Databases:
         self.max_dead = max_dead
         self.mutexes = mutexes
         self._by_id: dict[int, Database] = {}
+        # What all databases add up to in ``ctdb statistics``.
+        self.counters = NodeCounters()
 
     def __iter__(self) -> Iterator[Database]:
         return iter(list(self._by_id.values()))
@@ -78,7 +82,9 @@ class Databases:
         except TdbError as e:
             raise AttachError(f"cannot open {path}: {e}") from e
         tdb.set_max_dead(self.max_dead)
-        db = Database(name=name, db_id=db_id, flags=int(kind), path=path, tdb=tdb, tdb_flags=tdb_flags)
+        db = Database(name=name, db_id=db_id, flags=int(kind), path=path, tdb=tdb, tdb_flags=tdb_flags,
+                      counters=DbCounters(node=self.counters, count_hot_keys=not kind))
+        locking.count_locks(tdb, db.counters.locks)
         if db.volatile:
             # CLEAR_IF_FIRST only wipes when nobody else has the file open; a volatile
             # database must start empty whatever a stale opener holds.
