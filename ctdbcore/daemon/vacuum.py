@@ -100,9 +100,18 @@ class Vacuumer:
             self._scan = scan
             errors: list[bytes] = []
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._repack_reports, db, scan.stderr, errors)
-                    out = await _read_all(scan.stdout)
+                # 4.17 kills a vacuum child that runs longer than VacuumMaxRunTime (a
+                # repack or a scan may wait on a chain for ever).
+                with anyio.move_on_after(float(self.d.tunables.get("VacuumMaxRunTime"))) as timer:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._repack_reports, db, scan.stderr, errors)
+                        out = await _read_all(scan.stdout)
+                if timer.cancelled_caught:
+                    log.error("Vacuuming child process timed out for db %s", db.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        scan.kill()
+                    await scan.wait()
+                    return 0
                 err = b"".join(errors)
                 await scan.wait()
             finally:

@@ -197,3 +197,32 @@ def test_freeze_aborts_a_repack_waiting_for_a_chain(local_cluster) -> None:
     with client(lc, 1) as c, attach(c, NAME) as db:
         assert all(db.fetch(k) == _value(k) for k in alive)
     _check_files(_files(lc))
+
+
+def test_a_repack_that_outlasts_vacuum_max_run_time_is_killed(local_cluster) -> None:
+    """4.17 kills a vacuum child after VacuumMaxRunTime: a repack waiting on a chain
+    that is never released must not stop this database's (and every other's) vacuuming."""
+    lc = local_cluster(n=2, loopback=True, loopback_base=54,
+                       tunables=(("VacuumInterval", "1"), ("RepackLimit", "0"), ("VacuumMaxRunTime", "2"),
+                                 ("DatabaseHashSize", str(HASH_SIZE))))
+    lc.wait_ok(timeout=30)
+    keys = [b"rec-%05d" % i for i in range(2000)]
+    dead, alive = keys[::2], keys[1::2]
+    _fill_and_delete(lc, keys, dead)
+    wait_for(lambda: _gone(lc, dead), timeout=60, what="deleted records vacuumed from both files")
+    with client(lc, 0) as c, attach(c, NAME) as db:
+        db.tdb.chainlock(alive[0])
+        try:
+            ctdb(lc, 0, "setvar", "RepackLimit", "100")
+            wait_for(lambda: "Vacuuming child process timed out for db " + NAME
+                     in (Path(lc.node_dir(0)) / "log.ctdb").read_text(errors="replace"),
+                     timeout=20, what="the waiting repack timed out")
+            assert c.get_recmode() == 0  # no recovery needed for it
+        finally:
+            db.tdb.chainunlock(alive[0])
+    # The next run, with the chain free, repacks.
+    wait_for(lambda: _freelists(lc)[0] < 100, timeout=30, what="node 0's file repacked")
+    assert _repacks_logged(lc, 0) >= 2
+    with client(lc, 1) as c, attach(c, NAME) as db:
+        assert all(db.fetch(k) == _value(k) for k in alive)
+    _check_files(_files(lc))
