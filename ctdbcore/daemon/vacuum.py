@@ -11,7 +11,10 @@ A deleted record is an empty record (header only) on its data master. Every
 * otherwise it sends the keys to their lmaster (VACUUM_FETCH message), which migrates
   them home; its next run deletes them as above.
 
-Files then only hold live records and a bounded number of deleted ones.
+Files then only hold live records and a bounded number of deleted ones. The space the
+deleted records leave goes to the file's free list; when that reaches ``RepackLimit``
+entries the scan child repacks the file first (4.17's vacuum child does the same after
+its deletions), so that a file's size stays bounded over fill/delete cycles.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ctdb")
 HEADER = record.HEADER_SIZE
+NOTICE = 25
 
 
 async def _read_all(stream) -> bytes:
@@ -49,6 +53,7 @@ class Vacuumer:
         self.d = daemon
         self.deleted = 0  # records removed by this node, for tests and statistics
         self.runs = 0
+        self.repacks = 0  # tdb_repack runs of the scan child (4.17 only logs them)
         self._run: anyio.CancelScope | None = None
         self._scan: Process | None = None
 
@@ -88,12 +93,26 @@ class Vacuumer:
         home: dict[bytes, bytes] = {}
         away: dict[int, list[tuple[bytes, bytes]]] = {}
         limit = int(self.d.tunables.get("VacuumLimit")) or 5000
+        repack_limit = int(self.d.tunables.get("RepackLimit"))
         async with await anyio.open_process(
-                [sys.executable, "-m", "ctdbcore.db.scan", db.path, str(db.tdb_flags), str(me)]) as scan:
+                [sys.executable, "-m", "ctdbcore.db.scan", db.path, str(db.tdb_flags), str(me),
+                 str(repack_limit)]) as scan:
             self._scan = scan
+            errors: list[bytes] = []
             try:
-                out = await _read_all(scan.stdout)
-                err = await _read_all(scan.stderr)
+                # 4.17 kills a vacuum child that runs longer than VacuumMaxRunTime (a
+                # repack or a scan may wait on a chain for ever).
+                with anyio.move_on_after(float(self.d.tunables.get("VacuumMaxRunTime"))) as timer:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._repack_reports, db, scan.stderr, errors)
+                        out = await _read_all(scan.stdout)
+                if timer.cancelled_caught:
+                    log.error("Vacuuming child process timed out for db %s", db.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        scan.kill()
+                    await scan.wait()
+                    return 0
+                err = b"".join(errors)
                 await scan.wait()
             finally:
                 self._scan = None
@@ -133,6 +152,25 @@ class Vacuumer:
                     deleted += 1
         self.deleted += deleted
         return deleted
+
+    async def _repack_reports(self, db: Database, stream, rest: list[bytes]) -> None:
+        """Log the scan child's repack lines as they come (before a long repack, as
+        4.17 logs it); anything else is kept as the child's error text."""
+        buf = b""
+        async for chunk in stream:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                text = line.decode(errors="replace")
+                if text.startswith("repack failed "):
+                    log.error("Failed to repack '%s': %s", db.name, text.partition(": ")[2])
+                elif text.startswith("repack "):
+                    log.log(NOTICE, "Repacking %s with %s freelist entries", db.name, text.split()[1])
+                elif text.startswith("repacked "):
+                    self.repacks += 1
+                else:
+                    rest.append(line + b"\n")
+        rest.append(buf)
 
     def try_delete(self, db: Database, data: bytes) -> bytes:
         """Drop the copies another node (the lmaster and data master) is deleting; the
