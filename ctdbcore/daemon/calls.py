@@ -308,6 +308,12 @@ class Calls:
             return None
         return db
 
+    def _count_hop(self, hops: int) -> None:
+        """The daemon-wide max_hop_count and hop_count_bucket of ``ctdb statistics``."""
+        stats = self.d.stats
+        stats["max_hop_count"] = max(stats["max_hop_count"], hops)
+        stats[f"hop_count_bucket_{min(hops.bit_length(), 15)}"] += 1
+
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:
         """4.17 ``ctdb_request_call``: a call from another node (or our own, resent)."""
         db = self._valid(src, pkt, self.req_call)
@@ -339,6 +345,7 @@ class Calls:
                 dest = header.dmaster if lm == self.pnn else lm
                 hops = pkt.hopcount + 1
                 db.counters.hop(hops)
+                self._count_hop(hops)
                 if hops % 100 > 95:
                     log.warning("High hopcount %d dbid:0x%08x key of %d bytes", hops, pkt.db_id, len(pkt.key))
                 # The original requester stays the source: it is who gets the record.

@@ -46,6 +46,10 @@ class DbCounters:
     ro_delegations: int = 0
     ro_revokes: int = 0
 
+    def reset(self) -> None:
+        """STATISTICS_RESET (4.17 ctdb_db_statistics_reset)."""
+        self.__init__()  # type: ignore[misc]
+
     def hop(self, count: int) -> None:
         self.hop_count_max = max(self.hop_count_max, count)
         self.hop_count_buckets[min(count.bit_length(), 15)] += 1
