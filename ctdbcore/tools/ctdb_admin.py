@@ -285,28 +285,27 @@ def control_shutdown(t, args: list[str]) -> int:
 # -- tfetch / tstore ------------------------------------------------------------------------
 
 
-def _h2i(c: str) -> int:
-    """4.17 ``h2i`` with its quirk: 'A'-'F' are counted from 'f' (so 'A' is -27)."""
-    o = ord(c)
-    if ord("a") <= o <= ord("f"):
-        return o - ord("a") + 10
-    if ord("A") <= o <= ord("F"):
-        return o - ord("f") + 10
-    return o - ord("0")
+_HEX = "0123456789abcdefABCDEF"
 
 
 def str_to_data(t, text: str) -> bytes | None:
-    """4.17 ``str_to_data``: ``0x`` then hex digits (an odd count is an error), else the
-    bytes of the string. None (with 4.17's message) on an odd count."""
+    """4.17 ``str_to_data``: ``0x`` then pairs of hex digits, else the bytes of the
+    string. None, with 4.17's message, for an odd count or a bad digit (EINVAL)."""
     raw = os.fsencode(text)
     if not raw.startswith(b"0x"):
         return raw
-    hexpart = raw[2:]
-    if len(hexpart) & 1:
-        t.eprint(f"Key ({os.fsdecode(hexpart)}) contains odd number of hex digits\n")
+    h = raw[2:].decode("latin-1")
+    if len(h) & 1:
+        t.eprint(f"Key ({h}) contains odd number of hex digits\n")
         return None
-    h = hexpart.decode("latin-1")
-    return bytes(((_h2i(h[2 * i]) << 4) | _h2i(h[2 * i + 1])) & 0xFF for i in range(len(h) // 2))
+    out = bytearray()
+    for i in range(0, len(h), 2):
+        pair = h[i:i + 2]
+        if pair[0] not in _HEX or pair[1] not in _HEX:
+            t.eprint(f"Invalid hex: {h[i:]}\n")
+            return None
+        out.append(int(pair, 16))
+    return bytes(out)
 
 
 def _open_tdb(t, path: str) -> Any:
