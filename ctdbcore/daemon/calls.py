@@ -312,6 +312,7 @@ class Calls:
         """The daemon-wide max_hop_count and hop_count_bucket of ``ctdb statistics``."""
         stats = self.d.stats
         stats["max_hop_count"] = max(stats["max_hop_count"], hops)
+        self.d.interval_max_hop = max(self.d.interval_max_hop, hops)
         stats[f"hop_count_bucket_{min(hops.bit_length(), 15)}"] += 1
 
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:

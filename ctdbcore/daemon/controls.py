@@ -172,11 +172,31 @@ _STAT_FIELDS = {f.name for f in attrs.fields(T.Statistics) if f.type in ("int", 
     "num_clients", "frozen", "recovering", "pending_calls"}
 
 
+def stats_snapshot(counts, start: float, now: float) -> T.Statistics:
+    """A GET_STAT_HISTORY entry from interval counts (same keys as Daemon.stats)."""
+    return T.Statistics(
+        hop_count_bucket=tuple(counts[f"hop_count_bucket_{i}"] for i in range(16)),
+        statistics_start_time=_timeval(start),
+        statistics_current_time=_timeval(now),
+        **{k: v for k, v in counts.items() if k in _STAT_FIELDS},
+    )
+
+
+@control(Opcode.GET_STAT_HISTORY, 0)
+def get_stat_history(d, req, src, client):
+    """4.17 always answers MAX_STAT_HISTORY (100) entries; unused ones are all zero
+    (start time 0, which ``ctdb stats`` skips)."""
+    entries = list(d.stat_history)
+    entries += [T.Statistics()] * (100 - len(entries))
+    return T.StatisticsList(entries).pack()
+
+
 @control(Opcode.STATISTICS_RESET, 0)
 def statistics_reset(d, req, src, client):
     """4.17: zero the daemon's and every database's statistics; the collection starts
     again now."""
     d.stats.clear()
+    d.stats_mark.clear()
     d.stats_start = time.time()
     for db in d.dbs.registry:
         db.counters.reset()

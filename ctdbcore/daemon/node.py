@@ -136,6 +136,12 @@ class Daemon:
         # client server counts client_packets_sent into it.
         self.stats: collections.Counter[str] = collections.Counter()
         self.stats_start = time.time()
+        # GET_STAT_HISTORY: one Statistics per StatHistoryInterval, newest first (4.17
+        # keeps MAX_STAT_HISTORY = 100); each holds what the counters did in its interval.
+        self.stat_history: collections.deque[T.Statistics] = collections.deque(maxlen=100)
+        self.stats_mark: collections.Counter[str] = collections.Counter()
+        self.stats_mark_time = self.stats_start
+        self.interval_max_hop = 0
         self.nodes = list(nodes)
         self.tunables = tunables
         self.cluster_lock = cluster_lock
@@ -286,6 +292,7 @@ class Daemon:
             self.runstate = Runstate.FIRST_RECOVERY
             self._apply(self.election.start(_now()))
             tg.start_soon(self._timer_loop)
+            tg.start_soon(self._stat_history_loop)
             tg.start_soon(self._leader_loop)
             tg.start_soon(self._startup_and_monitor)
             tg.start_soon(self.vacuumer.loop)
@@ -293,6 +300,23 @@ class Daemon:
             await self._shutdown.wait()
             await self._do_shutdown()
             tg.cancel_scope.cancel()
+
+    async def _stat_history_loop(self) -> None:
+        """4.17 ctdb_statistics_update: every StatHistoryInterval seconds the interval's
+        counters become the newest history entry. The counters are those of ``stats``
+        (their growth since the last entry) and the interval's largest hop count; the
+        gauges 4.17 does not set per interval (num_clients, frozen, ...) stay 0."""
+        from ctdbcore.daemon.controls import stats_snapshot
+
+        while True:
+            await anyio.sleep(max(1, int(self.tunables.get("StatHistoryInterval"))))
+            now = time.time()
+            delta = self.stats - self.stats_mark
+            delta["max_hop_count"] = self.interval_max_hop
+            self.stat_history.appendleft(stats_snapshot(delta, self.stats_mark_time, now))
+            self.stats_mark = collections.Counter(self.stats)
+            self.stats_mark_time = now
+            self.interval_max_hop = 0
 
     def on_tunables_changed(self) -> None:
         self.liveness.interval = float(self.tunables.get("KeepaliveInterval"))
