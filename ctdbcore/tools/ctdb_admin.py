@@ -15,6 +15,7 @@ from ctdbcore.protocol.constants import Opcode, Srvid
 from ctdbcore.protocol.records import LtdbHeader
 from ctdbcore.tools import ctdb_format as fmt
 from ctdbcore.tools.ctdb_records import format_record
+from ctdbcore.tools.ctdb_records import hex_str_to_data as str_to_data
 
 CTDB_PROTOCOL = 1
 CTRL_FLAG_NOREPLY = 1
@@ -283,29 +284,6 @@ def control_shutdown(t, args: list[str]) -> int:
 
 
 # -- tfetch / tstore ------------------------------------------------------------------------
-
-
-_HEX = "0123456789abcdefABCDEF"
-
-
-def str_to_data(t, text: str) -> bytes | None:
-    """4.17 ``str_to_data``: ``0x`` then pairs of hex digits, else the bytes of the
-    string. None, with 4.17's message, for an odd count or a bad digit (EINVAL)."""
-    raw = os.fsencode(text)
-    if not raw.startswith(b"0x"):
-        return raw
-    h = raw[2:].decode("latin-1")
-    if len(h) & 1:
-        t.eprint(f"Key ({h}) contains odd number of hex digits\n")
-        return None
-    out = bytearray()
-    for i in range(0, len(h), 2):
-        pair = h[i:i + 2]
-        if pair[0] not in _HEX or pair[1] not in _HEX:
-            t.eprint(f"Invalid hex: {h[i:]}\n")
-            return None
-        out.append(int(pair, 16))
-    return bytes(out)
 
 
 def _open_tdb(t, path: str) -> Any:

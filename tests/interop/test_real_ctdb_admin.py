@@ -166,6 +166,17 @@ def test_tstore_tfetch_cross_tools(cluster, tmp_path) -> None:
         same(*both(cluster, *args))
 
 
+def test_record_commands_reject_bad_hex_as_4_17(cluster) -> None:
+    for args in (("attach", "v.tdb"), ("attach", "p.tdb", "persistent")):
+        assert run(cluster, REAL, *args).returncode == 0
+    for args in (("readkey", "v.tdb", "0xZZ"), ("writekey", "v.tdb", "0x1", "v"), ("writekey", "v.tdb", "k", "0xG0"),
+                 ("deletekey", "v.tdb", "0xq1"), ("pfetch", "p.tdb", "0x1"), ("pstore", "p.tdb", "k", "0xZZ"),
+                 ("pdelete", "p.tdb", "0xZ"), ("pstore", "p.tdb", "0xAA", "0x4142"), ("pfetch", "p.tdb", "0xaa")):
+        real, mine = both(cluster, *args)
+        same(real, mine)
+    assert mine.stdout == "AB\n"
+
+
 def test_shutdown_stops_the_daemon(cluster) -> None:
     """Last in the module: it stops node 1 twice (remote with ours, local with the real tool)."""
     for tool, args, pnn in ((OURS, ("-n", "1", "shutdown"), 0), (OURS, ("shutdown",), 1),
