@@ -11,16 +11,15 @@ from typing import Any
 
 from ctdbcore.client.sync import ConnectionClosed
 from ctdbcore.protocol import types as T
-from ctdbcore.protocol.constants import Opcode, Srvid
+from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode, Srvid
 from ctdbcore.protocol.records import LtdbHeader
 from ctdbcore.tools import ctdb_format as fmt
 from ctdbcore.tools.ctdb_records import format_record
 from ctdbcore.tools.ctdb_records import hex_str_to_data as str_to_data
 
 CTDB_PROTOCOL = 1
-CTRL_FLAG_NOREPLY = 1
 
-# 4.17 stats_fields[]: (name as printed, our flattened Statistics attribute)
+# 4.17 stats_fields[], as printed; our Statistics attribute is the name with '.' -> '_'
 STATS_FIELDS: tuple[str, ...] = (
     "num_clients", "frozen", "recovering", "num_recoveries",
     "client_packets_sent", "client_packets_recv", "node_packets_sent", "node_packets_recv",
@@ -118,9 +117,8 @@ def control_statisticsreset(t, args: list[str]) -> int:
     return 0
 
 
-def _atoi(text: str) -> int:
-    """C ``atoi``: leading blanks, a sign, then digits as far as they go; 0 if none;
-    the result wraps as a C int would."""
+def _atoi_wide(text: str) -> int:
+    """C ``atol``: leading blanks, a sign, then digits as far as they go; 0 if none."""
     s = text.lstrip(" \t\n\v\f\r")
     sign = 1
     if s[:1] in ("+", "-"):
@@ -131,8 +129,12 @@ def _atoi(text: str) -> int:
         if not ch.isascii() or not ch.isdigit():
             break
         digits += ch
-    n = sign * int(digits) if digits else 0
-    n &= 0xFFFFFFFF
+    return sign * int(digits) if digits else 0
+
+
+def _atoi(text: str) -> int:
+    """C ``atoi``: as atol, the result wrapping as a C int would."""
+    n = _atoi_wide(text) & 0xFFFFFFFF
     return n - (1 << 32) if n >= 1 << 31 else n
 
 
@@ -378,17 +380,3 @@ def control_tstore(t, args: list[str]) -> int:
 def _atol_u32(text: str) -> int:
     """``(uint32_t)atol(text)``."""
     return _atoi_wide(text) & 0xFFFFFFFF
-
-
-def _atoi_wide(text: str) -> int:
-    s = text.lstrip(" \t\n\v\f\r")
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    digits = ""
-    for ch in s:
-        if not ch.isascii() or not ch.isdigit():
-            break
-        digits += ch
-    return sign * int(digits) if digits else 0
