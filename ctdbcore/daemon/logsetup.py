@@ -19,17 +19,16 @@ LEVELS = {
     "INFO": logging.INFO,
     "DEBUG": logging.DEBUG,
 }
-# 4.17 also takes numbers: Samba's DBGLVL values (2 is WARNING, 4 NOTICE, 6-9 INFO).
-# The protocol's GET_DEBUG/SET_DEBUG carry Samba's DBGLVL numbers (lib/util/debug.h).
-WIRE_LEVELS = {"ERROR": 0, "WARNING": 1, "NOTICE": 3, "INFO": 5, "DEBUG": 10}
+# The protocol's GET_DEBUG/SET_DEBUG carry Samba's DBGLVL numbers (lib/util/debug.h);
+# 4.17 also takes them in its configuration (2 is WARNING, 4 NOTICE, 6-9 INFO).
 
 
 def wire_level(name: str | int) -> int:
     """The DBGLVL number of a configured level: a name, or a number kept as it is
     (4.17 debug_level_parse)."""
-    if isinstance(name, int) or str(name).isdigit():
-        return int(name)
-    return WIRE_LEVELS[str(name).upper()]
+    from ctdbcore.config.ctdbconf import log_level_number
+
+    return log_level_number(str(name).upper())
 
 
 def python_level(wire: int) -> int:
