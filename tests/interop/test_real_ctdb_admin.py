@@ -74,6 +74,8 @@ def test_statistics_same_layout_and_counters_that_move(cluster) -> None:
     real, mine = both(cluster, "statistics")
     assert real.returncode == mine.returncode == 0
     assert shape(mine.stdout) == shape(real.stdout)
+    real_n, mine_n = both(cluster, "-n", "1", "statistics")
+    assert real_n.returncode == mine_n.returncode == 0 and shape(real_n.stdout) == shape(mine_n.stdout)
     real_x, mine_x = both(cluster, "-X", "statistics")
     assert real_x.stdout.splitlines()[0] == mine_x.stdout.splitlines()[0]
     assert shape(real_x.stdout) == shape(mine_x.stdout)
