@@ -29,8 +29,10 @@ from ctdbcore.config.convert import IPAddress, make_converter, parse_int
 from ctdbcore.config.errors import ConfigErrors, ErrorCollector
 from ctdbcore.config.paths import DEFAULT_VAR_DIR
 
-# Samba's debug level names, in numeric order (ERROR = 0 … DEBUG = 4..10).
+# Samba's debug level names, in numeric order; their DBGLVL numbers are
+# ERROR 0, WARNING 1, NOTICE 3, INFO 5, DEBUG 10 (lib/util/debug.h).
 LOG_LEVEL_NAMES = ("ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+_DBGLVL = {"ERROR": 0, "WARNING": 1, "NOTICE": 3, "INFO": 5, "DEBUG": 10}
 SYSLOG_METHODS = ("nonblocking", "udp", "udp-rfc5424")
 
 
@@ -45,9 +47,9 @@ def parse_log_level(value: str) -> str:
 
 
 def log_level_number(level: str) -> int:
-    """The numeric Samba debug level of a parsed log level."""
-    if level in LOG_LEVEL_NAMES:
-        return LOG_LEVEL_NAMES.index(level)
+    """The numeric Samba debug level (DBGLVL) of a parsed log level."""
+    if level in _DBGLVL:
+        return _DBGLVL[level]
     return int(level)
 
 

@@ -308,6 +308,14 @@ class Calls:
             return None
         return db
 
+    def _count_hop(self, hops: int) -> None:
+        """The interval's max_hop_count and hop_count_bucket (``ctdb stats``; ``ctdb
+        statistics`` reads the registry's node-wide counters)."""
+        stats = self.d.stats
+        stats["max_hop_count"] = max(stats["max_hop_count"], hops)
+        self.d.interval_max_hop = max(self.d.interval_max_hop, hops)
+        stats[f"hop_count_bucket_{min(hops.bit_length(), 15)}"] += 1
+
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:
         """4.17 ``ctdb_request_call``: a call from another node (or our own, resent)."""
         db = self._valid(src, pkt, self.req_call)
@@ -351,6 +359,7 @@ class Calls:
                 self._delegate(db, pkt, header, data)
                 return
             db.counters.hop(pkt.hopcount)  # 4.17 counts the hops of calls the data master serves
+            self._count_hop(pkt.hopcount)
             if db.sticky and pkt.hopcount >= int(self.d.tunables.get("HopcountMakeSticky")):
                 if db.sticky_records.make_sticky(pkt.key, time.monotonic(),
                                                  float(self.d.tunables.get("StickyDuration"))):

@@ -15,6 +15,7 @@ connection waking up for each read and each write.
 from __future__ import annotations
 
 import asyncio
+import collections
 import grp
 import logging
 import os
@@ -44,10 +45,13 @@ class ClientConn:
     closed: bool = False
     unsent: int = 0  # packets written while the socket had not taken earlier ones
     waiting: int = 0  # controls of this client whose tasks have not started
+    stats: collections.Counter[str] | None = None  # the daemon's client_packets_sent
 
     def send(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.stats is not None:
+            self.stats["client_packets_sent"] += 1
         t = self.transport
         if t.is_closing():
             self.closed = True  # gone; connection_lost tells the daemon
@@ -114,8 +118,10 @@ class ClientServer:
         on_close: Callable[[ClientConn], None],
         logger: logging.Logger,
         group: str | None = None,
+        stats: collections.Counter[str] | None = None,
     ) -> None:
         self.path = path
+        self.stats = stats
         self.on_packet = on_packet
         self.on_close = on_close
         self.log = logger
@@ -165,7 +171,7 @@ class ClientServer:
             pid = 0
         client_id = self._next_id
         self._next_id = self._next_id + 1 if self._next_id < 0x7FFFFFFF else FIRST_CLIENT_ID
-        client = ClientConn(client_id, pid, transport)
+        client = ClientConn(client_id, pid, transport, stats=self.stats)
         self.clients[client_id] = client
         return client
 

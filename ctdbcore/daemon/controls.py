@@ -127,13 +127,15 @@ def get_debug(d, req, src, client):
 
 @control(Opcode.SET_DEBUG, 4)
 def set_debug(d, req, src, client):
-    from ctdbcore.daemon.logsetup import level_from_name
+    """4.17 debuglevel_set: any number is kept as is (GET_DEBUG gives it back); the
+    logger follows Samba's DBGLVL thresholds (ERROR 0, WARNING 1, NOTICE 3, INFO 5,
+    DEBUG 10)."""
+    from ctdbcore.daemon.logsetup import python_level
 
     level = struct.unpack("<i", req.data)[0]
     d.debug_level = level
-    logging.getLogger("ctdb").setLevel(level_from_name(min(level, 4)))
+    logging.getLogger("ctdb").setLevel(python_level(level))
     return 0
-
 
 @control(Opcode.RECD_PING)
 def recd_ping(d, req, src, client):
@@ -147,11 +149,16 @@ def echo_data(d, req, src, client):
 
 @control(Opcode.STATISTICS, 0)
 def statistics(d, req, src, client):
+    """4.17 fills num_clients, frozen, recovering and the current time at the time of
+    the control; the counters are kept as they happen (d.stats). Not kept by us, so 0:
+    memory_used (talloc bytes), timeouts.*, childwrite_*, the call latencies."""
     fields = {k: v for k, v in d.stats.items() if k in _STAT_FIELDS}
     fields.update(d.dbs.registry.counters.statistics_fields())  # locks and hop counts
+    registry = list(d.dbs.registry)
     return T.Statistics(
         num_clients=len(d.server.clients),
-        frozen=sum(1 for db in d.dbs.registry if db.frozen),
+        # 4.17: freeze_mode == FROZEN, i.e. recovery mode froze every database
+        frozen=int(d.recmode == RecMode.ACTIVE and all(db.frozen for db in registry)),
         recovering=int(d.recmode == RecMode.ACTIVE),
         pending_calls=len(d.dbs.calls.pending),
         statistics_start_time=_timeval(d.stats_start),
@@ -160,11 +167,45 @@ def statistics(d, req, src, client):
     ).pack()
 
 
-_STAT_FIELDS = {f.name for f in attrs.fields(T.Statistics) if f.type in ("int", int)}
+_STAT_FIELDS = {f.name for f in attrs.fields(T.Statistics) if f.type in ("int", int)} - {
+    "num_clients", "frozen", "recovering", "pending_calls"}
+
+
+def stats_snapshot(counts, start: float, now: float) -> T.Statistics:
+    """A GET_STAT_HISTORY entry from interval counts (same keys as Daemon.stats)."""
+    return T.Statistics(
+        hop_count_bucket=tuple(counts[f"hop_count_bucket_{i}"] for i in range(16)),
+        statistics_start_time=_timeval(start),
+        statistics_current_time=_timeval(now),
+        **{k: v for k, v in counts.items() if k in _STAT_FIELDS},
+    )
+
+
+@control(Opcode.GET_STAT_HISTORY, 0)
+def get_stat_history(d, req, src, client):
+    """4.17 always answers MAX_STAT_HISTORY (100) entries; unused ones are all zero
+    (start time 0, which ``ctdb stats`` skips)."""
+    entries = list(d.stat_history)
+    entries += [T.Statistics()] * (100 - len(entries))
+    return T.StatisticsList(entries).pack()
+
+
+@control(Opcode.STATISTICS_RESET, 0)
+def statistics_reset(d, req, src, client):
+    """4.17: zero the daemon's and every database's statistics; the collection starts
+    again now."""
+    d.stats.clear()
+    d.stats_mark.clear()
+    d.stats_start = time.time()
+    d.dbs.registry.counters.reset()
+    for db in d.dbs.registry:
+        db.counters.reset()
+    return 0
 
 
 @control(Opcode.SHUTDOWN)
 def shutdown(d, req, src, client):
+    log.log(NOTICE, "Received SHUTDOWN command.")
     d.request_shutdown()
     return 0
 
@@ -419,6 +460,7 @@ async def start_recovery(d, req, src, client):
 @control(Opcode.END_RECOVERY)
 async def end_recovery(d, req, src, client):
     d.last_recovery_finished = time.time()
+    d.stats["num_recoveries"] += 1
     d.dbs.recovery_finished()
     if d.events:
         await d.events.run("recovered")

@@ -19,17 +19,33 @@ LEVELS = {
     "INFO": logging.INFO,
     "DEBUG": logging.DEBUG,
 }
-# 4.17 also takes the old numeric debug levels.
-NUMERIC = {0: "ERROR", 1: "WARNING", 2: "NOTICE", 3: "INFO", 4: "DEBUG"}
-# The protocol's GET_DEBUG/SET_DEBUG carry these numbers (DEBUG_ERR=0 ... DEBUG_DEBUG=10).
-WIRE_LEVELS = {"ERROR": 0, "WARNING": 1, "NOTICE": 2, "INFO": 3, "DEBUG": 10}
+# The protocol's GET_DEBUG/SET_DEBUG carry Samba's DBGLVL numbers (lib/util/debug.h);
+# 4.17 also takes them in its configuration (2 is WARNING, 4 NOTICE, 6-9 INFO).
+
+
+def wire_level(name: str | int) -> int:
+    """The DBGLVL number of a configured level: a name, or a number kept as it is
+    (4.17 debug_level_parse)."""
+    from ctdbcore.config.ctdbconf import log_level_number
+
+    return log_level_number(str(name).upper())
+
+
+def python_level(wire: int) -> int:
+    """The logging threshold for a DBGLVL number: messages of level <= wire are shown."""
+    if wire >= 10:
+        return logging.DEBUG
+    if wire >= 5:
+        return logging.INFO
+    if wire >= 3:
+        return NOTICE
+    if wire >= 1:
+        return logging.WARNING
+    return logging.ERROR
 
 
 def level_from_name(name: str | int) -> int:
-    if isinstance(name, int) or str(name).isdigit():
-        n = int(name)
-        return LEVELS[NUMERIC.get(min(n, 4), "DEBUG")]
-    return LEVELS[str(name).upper()]
+    return python_level(wire_level(name))
 
 
 class _Formatter(logging.Formatter):

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from ctdbcore.daemon.events import EventHost
-    from ctdbcore.daemon.logsetup import setup_logging
+    from ctdbcore.daemon.logsetup import setup_logging, wire_level
     from ctdbcore.daemon.mutex import make_cluster_mutex
     from ctdbcore.daemon.node import Daemon, find_own_pnn
     from ctdbcore.db.registry import Databases, DbDirs
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     for db in databases.attach_on_disk():
         logger.info("Attached persistent database %s from %s", db.name, db.path)
     daemon = Daemon(
+        debug_level=wire_level(conf.logging.log_level),
         pnn=pnn,
         nodes=list(config.nodes),
         tunables=config.tunables,

@@ -129,8 +129,19 @@ class Daemon:
         public_addresses_path: str | None = None,
         public_interface: str | None = None,
         databases=None,  # ctdbcore.db.registry.Databases
+        debug_level: int = 3,  # DBGLVL of the configured log level (NOTICE, 4.17's default)
     ) -> None:
         self.pnn = pnn
+        # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``); the
+        # client server counts client_packets_sent into it.
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.stats_start = time.time()
+        # GET_STAT_HISTORY: one Statistics per StatHistoryInterval, newest first (4.17
+        # keeps MAX_STAT_HISTORY = 100); each holds what the counters did in its interval.
+        self.stat_history: collections.deque[T.Statistics] = collections.deque(maxlen=100)
+        self.stats_mark: collections.Counter[str] = collections.Counter()
+        self.stats_mark_time = self.stats_start
+        self.interval_max_hop = 0
         self.nodes = list(nodes)
         self.tunables = tunables
         self.cluster_lock = cluster_lock
@@ -165,7 +176,7 @@ class Daemon:
             else:
                 self.flags[n.pnn] = NodeFlags.DISCONNECTED | NodeFlags.UNHEALTHY
         self.ban_until: float | None = None
-        self.debug_level = 2
+        self.debug_level = debug_level
 
         self.election = Election(
             pnn=pnn,
@@ -184,7 +195,8 @@ class Daemon:
             own_pnn=pnn, addresses=addrs, port=port, host=self, logger=log
         )
         self.server = ClientServer(
-            socket_path, on_packet=self.client_packet, on_close=self.client_closed, logger=log, group=socket_group
+            socket_path, on_packet=self.client_packet, on_close=self.client_closed, logger=log, group=socket_group,
+            stats=self.stats,
         )
         self._reqids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
@@ -223,9 +235,6 @@ class Daemon:
             databases = Databases(pnn, DbDirs(*(os.path.join(scratch, k) for k in ("volatile", "persistent", "state"))))
         self.dbs = DbService(self, databases)
         self.vacuumer = Vacuumer(self)
-        # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``).
-        self.stats: collections.Counter[str] = collections.Counter()
-        self.stats_start = time.time()
         # Messages the daemon itself consumes (recovery pulls), by srvid.
         self.internal_srvids: dict[int, object] = {}
 
@@ -283,6 +292,7 @@ class Daemon:
             self.runstate = Runstate.FIRST_RECOVERY
             self._apply(self.election.start(_now()))
             tg.start_soon(self._timer_loop)
+            tg.start_soon(self._stat_history_loop)
             tg.start_soon(self._leader_loop)
             tg.start_soon(self._startup_and_monitor)
             tg.start_soon(self.vacuumer.loop)
@@ -290,6 +300,23 @@ class Daemon:
             await self._shutdown.wait()
             await self._do_shutdown()
             tg.cancel_scope.cancel()
+
+    async def _stat_history_loop(self) -> None:
+        """4.17 ctdb_statistics_update: every StatHistoryInterval seconds the interval's
+        counters become the newest history entry. The counters are those of ``stats``
+        (their growth since the last entry) and the interval's largest hop count; the
+        gauges 4.17 does not set per interval (num_clients, frozen, ...) stay 0."""
+        from ctdbcore.daemon.controls import stats_snapshot
+
+        while True:
+            await anyio.sleep(max(1, int(self.tunables.get("StatHistoryInterval"))))
+            now = time.time()
+            delta = self.stats - self.stats_mark
+            delta["max_hop_count"] = self.interval_max_hop
+            self.stat_history.appendleft(stats_snapshot(delta, self.stats_mark_time, now))
+            self.stats_mark = collections.Counter(self.stats)
+            self.stats_mark_time = now
+            self.interval_max_hop = 0
 
     def on_tunables_changed(self) -> None:
         self.liveness.interval = float(self.tunables.get("KeepaliveInterval"))
@@ -455,6 +482,7 @@ class Daemon:
                 self.transport.drop(e.pnn, "keepalive timeout")
             elif isinstance(e, fx.SendKeepalive):
                 pkt = P.ReqKeepalive(version=KEEPALIVE_VERSION, uptime=self.uptime_seconds())
+                self.stats["keepalive_packets_sent"] += 1
                 self.send_node(e.pnn, pkt)
         self.poke()
 
@@ -587,10 +615,11 @@ class Daemon:
     def packet_received(self, pnn: int, pkt) -> None:
         self.liveness.received(pnn, _now())
         kind = _STAT_NAMES.get(type(pkt))
+        if pnn != self.pnn:
+            self.stats["node_packets_recv"] += 1  # 4.17 counts what the transport delivers
         if kind == "keepalive":
             self.stats["keepalive_packets_recv"] += 1
         elif kind is not None:
-            self.stats["node_packets_recv"] += 1
             self.stats[f"node_{kind}"] += 1
         if isinstance(pkt, P.ReqKeepalive):
             self._check_keepalive(pnn, pkt)
@@ -827,6 +856,8 @@ class Daemon:
         kind = _STAT_NAMES.get(type(pkt))
         if kind in ("req_call", "req_message", "req_control"):
             self.stats[f"client_{kind}"] += 1
+            if kind == "req_call":
+                self.stats["total_calls"] += 1
         if isinstance(pkt, P.ReqControl):
             dest = pkt.destnode
             if dest == CURRENT_NODE or dest == self.pnn:

@@ -63,6 +63,17 @@ class DbCounters:
         if self.node is not None:
             self.locks.parent = self.node.locks
 
+    def reset(self) -> None:
+        """STATISTICS_RESET (4.17 ctdb_db_statistics_reset). In place: the lock code
+        and the node's totals hold on to these objects."""
+        self.locks.reset()
+        self.vacuum_latency = Latency()
+        self.hot_keys = HotKeys()
+        self.hop_count_max = 0
+        self.hop_count_buckets = [0] * 16
+        self.ro_delegations = self.ro_revokes = 0
+        self.locks_total = self.migrations_in = self.migrations_out = 0
+
     def hop(self, count: int) -> None:
         """The data master serves a call that took ``count`` hops to reach it."""
         bucket = hop_bucket(count)

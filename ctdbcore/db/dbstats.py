@@ -83,6 +83,12 @@ class LockCounters:
     buckets: list[int] = attrs.Factory(lambda: [0] * BUCKETS)
     parent: LockCounters | None = None
 
+    def reset(self) -> None:
+        """Zero what was counted; locks being waited for or held stay counted."""
+        self.num_calls = self.num_failed = 0
+        self.latency = Latency()
+        self.buckets = [0] * BUCKETS
+
     def _each(self) -> list[LockCounters]:
         return [self] if self.parent is None else [self, self.parent]
 
@@ -178,6 +184,11 @@ class NodeCounters:
     locks: LockCounters = attrs.Factory(LockCounters)
     max_hop_count: int = 0
     hop_count_bucket: list[int] = attrs.Factory(lambda: [0] * BUCKETS)
+
+    def reset(self) -> None:
+        self.locks.reset()
+        self.max_hop_count = 0
+        self.hop_count_bucket = [0] * BUCKETS
 
     def statistics_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`ctdbcore.protocol.statistics.Statistics`."""

@@ -76,7 +76,7 @@ from ctdbcore.protocol.constants import (
     NodeFlags,
 )
 from ctdbcore.tools import ctdb_format as fmt
-from ctdbcore.tools import ctdb_backup, ctdb_ip, ctdb_records
+from ctdbcore.tools import ctdb_admin, ctdb_backup, ctdb_ip, ctdb_records
 
 # -- usage text (4.17.12, popt's help + the command table) ----------------------------------
 
@@ -907,14 +907,14 @@ COMMANDS: tuple[Command, ...] = (
     _C("getvar", control_getvar, False, True, "get a tunable variable", "<name>"),
     _C("setvar", control_setvar, False, True, "set a tunable variable", "<name> <value>"),
     _C("listvars", control_listvars, False, True, "list tunable variables"),
-    _C("statistics", None, False, True, "show ctdb statistics"),
-    _C("statisticsreset", None, False, True, "reset ctdb statistics"),
-    _C("stats", None, False, True, "show rolling statistics", "[count]"),
+    _C("statistics", ctdb_admin.control_statistics, False, True, "show ctdb statistics"),
+    _C("statisticsreset", ctdb_admin.control_statisticsreset, False, True, "reset ctdb statistics"),
+    _C("stats", ctdb_admin.control_stats, False, True, "show rolling statistics", "[count]"),
     _C("ip", ctdb_ip.control_ip, False, True, "show public ips", "[all]"),
     _C("ipinfo", ctdb_ip.control_ipinfo, False, True, "show public ip details", "<ip>"),
     _C("ifaces", ctdb_ip.control_ifaces, False, True, "show interfaces"),
     _C("setifacelink", ctdb_ip.control_setifacelink, False, True, "set interface link status", "<iface> up|down"),
-    _C("process-exists", None, False, True, "check if a process exists on a node",
+    _C("process-exists", ctdb_admin.control_process_exists, False, True, "check if a process exists on a node",
        "<pid> [<srvid>]"),
     _C("getdbmap", ctdb_records.control_getdbmap, False, True, "show attached databases"),
     _C("getdbstatus", ctdb_records.control_getdbstatus, False, True, "show database status", "<dbname|dbid>"),
@@ -923,8 +923,8 @@ COMMANDS: tuple[Command, ...] = (
     _C("getcapabilities", control_getcapabilities, False, True, "show node capabilities"),
     _C("pnn", control_pnn, False, False, "show the pnn of the currnet node"),
     _C("lvs", None, False, False, "show lvs configuration", "leader|list|status"),
-    _C("setdebug", None, False, True, "set debug level", "ERROR|WARNING|NOTICE|INFO|DEBUG"),
-    _C("getdebug", None, False, True, "get debug level"),
+    _C("setdebug", ctdb_admin.control_setdebug, False, True, "set debug level", "ERROR|WARNING|NOTICE|INFO|DEBUG"),
+    _C("getdebug", ctdb_admin.control_getdebug, False, True, "get debug level"),
     _C("attach", ctdb_records.control_attach, False, False, "attach a database", "<dbname> [persistent|replicated]"),
     _C("detach", ctdb_records.control_detach, False, False, "detach database(s)", "<dbname|dbid> ..."),
     _C("dumpmemory", None, False, True, "dump ctdbd memory map"),
@@ -936,7 +936,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("continue", control_continue, False, True, "continue a stopped node"),
     _C("ban", control_ban, False, True, "ban a node", "<bantime>"),
     _C("unban", control_unban, False, True, "unban a node"),
-    _C("shutdown", None, False, True, "shutdown ctdb daemon"),
+    _C("shutdown", ctdb_admin.control_shutdown, False, True, "shutdown ctdb daemon"),
     _C("recover", ctdb_records.control_recover, False, True, "force recovery"),
     _C("sync", control_ipreallocate, False, True, "run ip reallocation (deprecated)"),
     _C("ipreallocate", control_ipreallocate, False, True, "run ip reallocation"),
@@ -972,8 +972,8 @@ COMMANDS: tuple[Command, ...] = (
        "<dbname|dbid> <key>"),
     _C("ptrans", ctdb_records.control_ptrans, False, False, "update a persistent database (from file or stdin)",
        "<dbname|dbid> [<file>]"),
-    _C("tfetch", None, False, True, "fetch a record", "<tdb-file> <key> [<file>]"),
-    _C("tstore", None, False, True, "store a record",
+    _C("tfetch", ctdb_admin.control_tfetch, False, True, "fetch a record", "<tdb-file> <key> [<file>]"),
+    _C("tstore", ctdb_admin.control_tstore, False, True, "store a record",
        "<tdb-file> <key> <data> [<rsn> <dmaster> <flags>]"),
     _C("readkey", ctdb_records.control_readkey, False, False, "read value of a database key",
        "<dbname|dbid> <key> [readonly]"),

@@ -6,6 +6,7 @@ tool in tests/interop/test_real_ctdb_db.py).
 from __future__ import annotations
 
 import binascii
+import os
 import time
 
 from ctdbcore.client.db import ClientDb, DbError, attach
@@ -42,6 +43,41 @@ def str_to_data(s: str) -> bytes:
     if s.startswith("0x"):
         return binascii.unhexlify(s[2:])
     return s.encode()
+
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+def hex_str_to_data(t, text: str) -> bytes | None:
+    """4.17 ``str_to_data``: ``0x`` then pairs of hex digits, else the bytes of the
+    string. None, with 4.17's message, for an odd count or a bad digit (EINVAL)."""
+    raw = os.fsencode(text)
+    if not raw.startswith(b"0x"):
+        return raw
+    h = raw[2:].decode("latin-1")
+    if len(h) & 1:
+        t.eprint(f"Key ({h}) contains odd number of hex digits\n")
+        return None
+    out = bytearray()
+    for i in range(0, len(h), 2):
+        pair = h[i:i + 2]
+        if pair[0] not in _HEX or pair[1] not in _HEX:
+            t.eprint(f"Invalid hex: {h[i:]}\n")
+            return None
+        out.append(int(pair, 16))
+    return bytes(out)
+
+
+def parse_data(t, text: str, what: str) -> bytes:
+    """A key or value argument of readkey, writekey, deletekey, pfetch, pstore, pdelete:
+    when 4.17's str_to_data fails, its message, "Failed to parse key|value ARG", exit 22."""
+    data = hex_str_to_data(t, text)
+    if data is None:
+        from ctdbcore.tools.ctdb import _Exit
+
+        t.eprint(f"Failed to parse {what} {text}\n")
+        raise _Exit(22)  # EINVAL
+    return data
 
 
 def db_lookup(t, arg: str) -> tuple[int, str, int] | None:
@@ -122,7 +158,7 @@ def control_readkey(t, args: list[str]) -> int:
     db = _open(t, args[0], volatile_only=True)
     if db is None:
         return 1
-    key = str_to_data(args[1])
+    key = parse_data(t, args[1], "key")
     try:
         with db.fetch_lock(key, readonly=len(args) == 3) as rec:
             data = rec.data
@@ -139,7 +175,7 @@ def control_writekey(t, args: list[str]) -> int:
     db = _open(t, args[0], volatile_only=True)
     if db is None:
         return 1
-    key, value = str_to_data(args[1]), str_to_data(args[2])
+    key, value = parse_data(t, args[1], "key"), parse_data(t, args[2], "value")
     try:
         with db.fetch_lock(key) as rec:
             rec.store(value)
@@ -155,7 +191,7 @@ def control_deletekey(t, args: list[str]) -> int:
     db = _open(t, args[0], volatile_only=True)
     if db is None:
         return 1
-    key = str_to_data(args[1])
+    key = parse_data(t, args[1], "key")
     try:
         with db.fetch_lock(key) as rec:
             rec.delete()
@@ -175,7 +211,7 @@ def control_pfetch(t, args: list[str]) -> int:
     db = _persistent(t, args[0])
     if db is None:
         return 1
-    data = db.fetch(str_to_data(args[1])) or b""
+    data = db.fetch(parse_data(t, args[1], "key")) or b""
     t.print(data.decode("latin-1") + "\n")
     return 0
 
@@ -197,7 +233,7 @@ def control_pstore(t, args: list[str]) -> int:
     db = _persistent(t, args[0])
     if db is None:
         return 1
-    return _commit(t, db, [(str_to_data(args[1]), str_to_data(args[2]))])
+    return _commit(t, db, [(parse_data(t, args[1], "key"), parse_data(t, args[2], "value"))])
 
 
 def control_pdelete(t, args: list[str]) -> int:
@@ -206,7 +242,7 @@ def control_pdelete(t, args: list[str]) -> int:
     db = _persistent(t, args[0])
     if db is None:
         return 1
-    return _commit(t, db, [(str_to_data(args[1]), b"")])
+    return _commit(t, db, [(parse_data(t, args[1], "key"), b"")])
 
 
 def _ptrans_string(t, line: str) -> tuple[bytes, str] | None:

@@ -503,7 +503,7 @@ def test_a_call_waits_for_a_dmaster_move_the_lmaster_is_applying(local_cluster) 
         assert _fetch_lock_store(lc.socket(pnn), name, key, value) is not None
     with client(lc, 0) as c0:
         db0 = attach(c0, name)
-        c0._checked(Opcode.SET_DEBUG, struct.pack("<i", 3))  # INFO: the deferral is logged
+        c0._checked(Opcode.SET_DEBUG, struct.pack("<i", 5))  # INFO: the deferral is logged
         calls_at_1 = _req_calls(lc, 1)
         dmasters_at_0 = _stat(lc, 0, "node_req_dmaster")
         calls_at_0 = _req_calls(lc, 0)
