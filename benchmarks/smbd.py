@@ -9,7 +9,7 @@ nodes 0 and 1, both exporting one directory (ctdb_localcluster.samba). A run sta
 puts and gets the *same* file ``--loops`` times, so the file's share-mode, byte-range
 and open records (locking.tdb, brlock.tdb, smbXsrv_open_global.tdb) move between the
 nodes all the time. Printed: the median wall time of a run, the ratio ours / 4.17,
-and (ours) the record migrations per run, from the daemons' `ctdb statistics`.
+and the record migrations per run (REPLY_DMASTERs, from the daemons' `ctdb statistics`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def run_impl(impl: str, runs: int, loops: int, clients: int) -> tuple[list[float
         commands = "; ".join(["put x.txt hot.txt; get hot.txt y.txt"] * loops)
         times, moves = [], []
         for _ in range(runs):
-            before = _migrations(lc, 3) if impl == "ours" else 0
+            before = _migrations(lc, 3)
             t0 = time.perf_counter()
             procs = [subprocess.Popen([sys.executable, "-c", _ONE, str(smb.cconf), lc.address(i % 2), commands,
                                        str(smb.work / f"c{i}"), str(PORT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -67,14 +67,15 @@ def run_impl(impl: str, runs: int, loops: int, clients: int) -> tuple[list[float
             failed = [o for p, o in zip(procs, outs) if p.returncode != 0]
             if failed:
                 raise RuntimeError(f"smbclient failed ({impl}): {failed[0][-2000:]}")
-            if impl == "ours":
-                moves.append(_migrations(lc, 3) - before)
+            moves.append(_migrations(lc, 3) - before)
         smb.check_alive()
         return times, moves
     finally:
-        if smb is not None:
-            smb.stop()
-        lc.down()
+        try:
+            if smb is not None:
+                smb.stop()
+        finally:
+            lc.down()
 
 
 # One smbclient session in a process of its own (its own working directory for `get`).
@@ -105,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             f"ours {statistics.median(ours):.2f} s (runs {' '.join(f'{t:.2f}' for t in ours)}), "
             f"{statistics.median(moves):.0f} record migrations per run")
     if not args.no_real and os.path.exists(REAL_CTDBD):
-        real, _ = run_impl("real", args.runs, args.loops, args.clients)
-        line += (f"; 4.17 {statistics.median(real):.2f} s (runs {' '.join(f'{t:.2f}' for t in real)}); "
+        real, real_moves = run_impl("real", args.runs, args.loops, args.clients)
+        line += (f"; 4.17 {statistics.median(real):.2f} s (runs {' '.join(f'{t:.2f}' for t in real)}), "
+                 f"{statistics.median(real_moves):.0f} record migrations per run; "
                  f"ours/4.17 {statistics.median(ours) / statistics.median(real):.2f}x")
     print(line)
     return 0
