@@ -30,6 +30,7 @@ import attrs
 
 from ctdbcore.db import marshall, record
 from ctdbcore.db.database import Database
+from ctdbcore.db.dbstats import hop_bucket
 from ctdbcore.db.locking import record_lock
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol.constants import (
@@ -192,6 +193,8 @@ class Calls:
                 ahead = self.fetching.get((call.db_id, call.key))
                 if ahead is not None and ahead is not call:
                     ahead.followers.append(call)
+                    if len(ahead.followers) == 1:  # a timer only for a key someone waits on
+                        self.d.spawn(self._collapse_expires, ahead)
                     return
             if call.flags & WANT_READONLY and not db.readonly:
                 # Read-only copies only where this node tracks them.
@@ -216,7 +219,6 @@ class Calls:
         self.pending[call.reqid] = call
         if collapse and (call.db_id, call.key) not in self.fetching:
             self.fetching[(call.db_id, call.key)] = call
-            self.d.spawn(self._collapse_expires, call)
         self._send(dest, P.ReqCall(reqid=call.reqid, flags=call.flags, db_id=call.db_id, callid=call.callid,
                                    hopcount=0, key=call.key, calldata=call.calldata))
 
@@ -232,7 +234,7 @@ class Calls:
 
     async def _collapse_expires(self, call: PendingCall) -> None:
         # 4.17 gives the first fetch 30 s; then the others go out by themselves.
-        await anyio.sleep(COLLAPSE_TIMEOUT)
+        await anyio.sleep(max(0.0, call.started + COLLAPSE_TIMEOUT - time.monotonic()))
         self._release_followers(call)
 
     def migrate_here(self, db: Database, key: bytes) -> None:
@@ -314,7 +316,7 @@ class Calls:
         stats = self.d.stats
         stats["max_hop_count"] = max(stats["max_hop_count"], hops)
         self.d.interval_max_hop = max(self.d.interval_max_hop, hops)
-        stats[f"hop_count_bucket_{min(hops.bit_length(), 15)}"] += 1
+        stats[f"hop_count_bucket_{hop_bucket(hops)}"] += 1
 
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:
         """4.17 ``ctdb_request_call``: a call from another node (or our own, resent)."""
