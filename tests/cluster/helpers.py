@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
 import time
+from pathlib import Path
 
 from ctdb_localcluster.cluster import LocalCluster
 from ctdbcore.client.sync import Client
@@ -83,3 +85,19 @@ def kernel_holders(lc: LocalCluster, public: list[str], nodes=(0, 1, 2)) -> dict
                 if a.get("local") in out:
                     out[a["local"]].append(p)
     return out
+
+
+def waits_for_a_lock(pid: int) -> bool:
+    """Whether process ``pid`` sleeps on a futex (a tdb mutex) or in an fcntl lock wait
+    (its /proc wchan)."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    return any(w in wchan for w in ("futex", "lock", "fcntl", "setlk"))
+
+
+def vacuum_children(path: str) -> list[int]:
+    """The pids of the vacuum scan (or repack) children working on the tdb at ``path``."""
+    r = subprocess.run(["pgrep", "-f", f"ctdbcore.db.scan {path} "], capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]

@@ -22,7 +22,7 @@ from ctdbcore.protocol import types as T
 from ctdbcore.protocol.hash import db_id as hash_db_id
 from ctdbcore.protocol.constants import Opcode
 from ctdbcore.protocol.records import LtdbHeader
-from tests.cluster.helpers import client, ctdb, up, wait_for
+from tests.cluster.helpers import client, ctdb, up, vacuum_children, wait_for, waits_for_a_lock
 
 pytestmark = pytest.mark.slow
 
@@ -349,18 +349,8 @@ def test_recovery_mode_stays_active_while_a_database_missed_the_recovery(local_c
                  what="the leader recovered node 1")
 
 
-def _waits_for_a_lock(pid: int) -> bool:
-    """Whether the process sleeps on a futex (a tdb mutex) or an fcntl lock."""
-    try:
-        wchan = Path(f"/proc/{pid}/wchan").read_text()
-    except OSError:
-        return False
-    return "futex" in wchan or "lock" in wchan
 
 
-def _scan_children(path: str) -> list[int]:
-    r = subprocess.run(["pgrep", "-f", f"ctdbcore.db.scan {path} "], capture_output=True, text=True)
-    return [int(p) for p in r.stdout.split()]
 
 
 def test_freeze_aborts_a_vacuum_scan_holding_a_traverse_lock(local_cluster) -> None:
@@ -380,11 +370,11 @@ def test_freeze_aborts_a_vacuum_scan_holding_a_traverse_lock(local_cluster) -> N
         try:
             # A scan that started before the chain was locked may already be past it and
             # end by itself: only a scan asleep in the kernel's lock wait is the one.
-            wait_for(lambda: [p for p in _scan_children(db.path) if _waits_for_a_lock(p)], timeout=15,
+            wait_for(lambda: [p for p in vacuum_children(db.path) if waits_for_a_lock(p)], timeout=15,
                      what="a vacuum scan waiting for the chain")
             gen = c.get_vnnmap().generation
             c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
-            wait_for(lambda: not _scan_children(db.path), timeout=10,
+            wait_for(lambda: not vacuum_children(db.path), timeout=10,
                      what="the scan child killed when the database froze")
         finally:
             db.tdb.chainunlock(b"held by the test")

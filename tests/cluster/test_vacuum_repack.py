@@ -15,7 +15,7 @@ from ctdbcore.client.db import attach
 from ctdbcore.db.tdb import TdbFlags
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import Opcode
-from tests.cluster.helpers import client, ctdb, wait_for
+from tests.cluster.helpers import client, ctdb, vacuum_children, wait_for, waits_for_a_lock
 
 pytestmark = pytest.mark.slow
 
@@ -142,18 +142,8 @@ def test_file_size_is_bounded_over_fill_and_delete_cycles(local_cluster) -> None
         assert [s[pnn] for s in sizes[4:]] == [sizes[3][pnn]] * 4, (pnn, sizes)
 
 
-def _vacuum_children(path: str) -> list[int]:
-    r = subprocess.run(["pgrep", "-f", f"ctdbcore.db.scan {path} "], capture_output=True, text=True)
-    return [int(p) for p in r.stdout.split()]
 
 
-def _waits_for_a_lock(pid: int) -> bool:
-    """Asleep on a futex (tdb mutexes) or in an fcntl lock wait."""
-    try:
-        wchan = Path(f"/proc/{pid}/wchan").read_text()
-    except OSError:
-        return False
-    return any(w in wchan for w in ("futex", "lock", "fcntl", "setlk"))
 
 
 def test_freeze_aborts_a_repack_waiting_for_a_chain(local_cluster) -> None:
@@ -177,11 +167,11 @@ def test_freeze_aborts_a_repack_waiting_for_a_chain(local_cluster) -> None:
         try:
             ctdb(lc, 0, "setvar", "RepackLimit", str(LIMIT))
             wait_for(lambda: _repacks_logged(lc, 0) >= 1
-                     and [p for p in _vacuum_children(path) if _waits_for_a_lock(p)],
+                     and [p for p in vacuum_children(path) if waits_for_a_lock(p)],
                      timeout=20, what="a repack waiting for the held chain")
             gen = c.get_vnnmap().generation
             c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
-            wait_for(lambda: not _vacuum_children(path), timeout=10,
+            wait_for(lambda: not vacuum_children(path), timeout=10,
                      what="the vacuum child killed when the database froze")
         finally:
             db.tdb.chainunlock(held)

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from ctdbcore.db.database import tdb_flags_for
 from ctdbcore.db.scan import needs_repack, repack_if_needed
 from ctdbcore.db.tdb import Tdb, runtime_check_for_robust_mutexes
 from ctdbcore.protocol.records import LtdbHeader
+from tests.cluster.helpers import waits_for_a_lock
 
 MUTEXES = [False] + ([True] if runtime_check_for_robust_mutexes() else [])
 PNN = 0
@@ -121,12 +121,6 @@ def test_a_failed_repack_is_reported_and_the_scan_goes_on(volatile) -> None:
     _intact(tdb)
 
 
-def _waits_for_a_lock(pid: int) -> bool:
-    try:
-        wchan = Path(f"/proc/{pid}/wchan").read_text()
-    except OSError:
-        return False
-    return any(w in wchan for w in ("futex", "lock", "fcntl", "setlk"))
 
 
 def test_a_repack_waiting_for_a_chain_is_killed_without_harm(volatile) -> None:
@@ -143,7 +137,7 @@ def test_a_repack_waiting_for_a_chain_is_killed_without_harm(volatile) -> None:
             deadline = time.monotonic() + 20
             line = child.stderr.readline()
             assert line == f"repack {before}\n".encode()
-            while not _waits_for_a_lock(child.pid):
+            while not waits_for_a_lock(child.pid):
                 assert child.poll() is None and time.monotonic() < deadline
                 time.sleep(0.05)
         finally:
