@@ -30,7 +30,6 @@ import attrs
 
 from ctdbcore.db import marshall, record
 from ctdbcore.db.database import Database
-from ctdbcore.db.dbstats import hop_bucket
 from ctdbcore.db.locking import record_lock
 from ctdbcore.protocol import packets as P
 from ctdbcore.protocol.constants import (
@@ -188,7 +187,6 @@ class Calls:
                 self.deferred.append(call)
                 return
             header, data = self.fetch(db, call.key)
-            db.counters.locks_total += 1
             if collapse:
                 ahead = self.fetching.get((call.db_id, call.key))
                 if ahead is not None and ahead is not call:
@@ -310,14 +308,6 @@ class Calls:
             return None
         return db
 
-    def _count_hop(self, hops: int) -> None:
-        """The interval's max_hop_count and hop_count_bucket (``ctdb stats``; ``ctdb
-        statistics`` reads the registry's node-wide counters)."""
-        stats = self.d.stats
-        stats["max_hop_count"] = max(stats["max_hop_count"], hops)
-        self.d.interval_max_hop = max(self.d.interval_max_hop, hops)
-        stats[f"hop_count_bucket_{hop_bucket(hops)}"] += 1
-
     async def req_call(self, src: int, pkt: P.ReqCall) -> None:
         """4.17 ``ctdb_request_call``: a call from another node (or our own, resent)."""
         db = self._valid(src, pkt, self.req_call)
@@ -361,7 +351,6 @@ class Calls:
                 self._delegate(db, pkt, header, data)
                 return
             db.counters.hop(pkt.hopcount)  # 4.17 counts the hops of calls the data master serves
-            self._count_hop(pkt.hopcount)
             if db.sticky and pkt.hopcount >= int(self.d.tunables.get("HopcountMakeSticky")):
                 if db.sticky_records.make_sticky(pkt.key, time.monotonic(),
                                                  float(self.d.tunables.get("StickyDuration"))):
@@ -531,7 +520,6 @@ class Calls:
         flags = header.flags | (RecordFlags.MIGRATED_WITH_DATA if data else 0)
         flags &= ~record.TRANSIENT_FLAGS
         self.store(db, key, LtdbHeader(rsn=header.rsn, dmaster=requester, flags=flags), data)
-        db.counters.migrations_out += 1
         lm = self.lmaster(key)
         if lm == self.pnn:
             self._send(requester, P.ReplyDmaster(db_id=db.db_id, rsn=header.rsn, key=key, data=data,
@@ -600,7 +588,6 @@ class Calls:
             # Lets the store drop an empty record that a vacuum run fetched home (4.17).
             flags |= RecordFlags.VACUUM_MIGRATED
         header = self.store(db, key, LtdbHeader(rsn=rsn, dmaster=self.pnn, flags=flags), data)
-        db.counters.migrations_in += 1
         if db.sticky:
             self._pin_down(db, key)
         if call is None:

@@ -171,10 +171,11 @@ _STAT_FIELDS = {f.name for f in attrs.fields(T.Statistics) if f.type in ("int", 
     "num_clients", "frozen", "recovering", "pending_calls"}
 
 
-def stats_snapshot(counts, start: float, now: float) -> T.Statistics:
-    """A GET_STAT_HISTORY entry from interval counts (same keys as Daemon.stats)."""
+def stats_snapshot(counts, hop_buckets: list[int], start: float, now: float) -> T.Statistics:
+    """A GET_STAT_HISTORY entry from interval counts (same keys as Daemon.stats) and
+    hop count buckets."""
     return T.Statistics(
-        hop_count_bucket=tuple(counts[f"hop_count_bucket_{i}"] for i in range(16)),
+        hop_count_bucket=tuple(hop_buckets),
         statistics_start_time=_timeval(start),
         statistics_current_time=_timeval(now),
         **{k: v for k, v in counts.items() if k in _STAT_FIELDS},

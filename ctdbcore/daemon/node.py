@@ -141,7 +141,6 @@ class Daemon:
         self.stat_history: collections.deque[T.Statistics] = collections.deque(maxlen=100)
         self.stats_mark: collections.Counter[str] = collections.Counter()
         self.stats_mark_time = self.stats_start
-        self.interval_max_hop = 0
         self.nodes = list(nodes)
         self.tunables = tunables
         self.cluster_lock = cluster_lock
@@ -303,20 +302,19 @@ class Daemon:
 
     async def _stat_history_loop(self) -> None:
         """4.17 ctdb_statistics_update: every StatHistoryInterval seconds the interval's
-        counters become the newest history entry. The counters are those of ``stats``
-        (their growth since the last entry) and the interval's largest hop count; the
-        gauges 4.17 does not set per interval (num_clients, frozen, ...) stay 0."""
+        counters become the newest history entry: the growth of ``stats`` since the last
+        entry, and the hop counts of the interval; the gauges 4.17 does not set per
+        interval (num_clients, frozen, ...) stay 0."""
         from ctdbcore.daemon.controls import stats_snapshot
 
         while True:
             await anyio.sleep(max(1, int(self.tunables.get("StatHistoryInterval"))))
             now = time.time()
             delta = self.stats - self.stats_mark
-            delta["max_hop_count"] = self.interval_max_hop
-            self.stat_history.appendleft(stats_snapshot(delta, self.stats_mark_time, now))
+            buckets, delta["max_hop_count"] = self.dbs.registry.counters.interval_hops()
+            self.stat_history.appendleft(stats_snapshot(delta, buckets, self.stats_mark_time, now))
             self.stats_mark = collections.Counter(self.stats)
             self.stats_mark_time = now
-            self.interval_max_hop = 0
 
     def on_tunables_changed(self) -> None:
         self.liveness.interval = float(self.tunables.get("KeepaliveInterval"))

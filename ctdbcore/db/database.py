@@ -53,11 +53,6 @@ class DbCounters:
     hop_count_buckets: list[int] = attrs.Factory(lambda: [0] * 16)
     ro_delegations: int = 0
     ro_revokes: int = 0
-    # Not part of 4.17's statistics: calls served here under the record lock, and
-    # records that left / arrived.
-    locks_total: int = 0
-    migrations_in: int = 0
-    migrations_out: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.node is not None:
@@ -72,7 +67,6 @@ class DbCounters:
         self.hop_count_max = 0
         self.hop_count_buckets = [0] * 16
         self.ro_delegations = self.ro_revokes = 0
-        self.locks_total = self.migrations_in = self.migrations_out = 0
 
     def hop(self, count: int) -> None:
         """The data master serves a call that took ``count`` hops to reach it."""
@@ -81,6 +75,7 @@ class DbCounters:
         self.hop_count_buckets[bucket] += 1
         if self.node is not None:
             self.node.max_hop_count = max(self.node.max_hop_count, count)
+            self.node.interval_max_hop_count = max(self.node.interval_max_hop_count, count)
             self.node.hop_count_bucket[bucket] += 1
 
     def migrated_here(self, key: bytes) -> None:

@@ -184,11 +184,24 @@ class NodeCounters:
     locks: LockCounters = attrs.Factory(LockCounters)
     max_hop_count: int = 0
     hop_count_bucket: list[int] = attrs.Factory(lambda: [0] * BUCKETS)
+    # Since the last ``ctdb stats`` history entry (see :meth:`interval_hops`).
+    interval_max_hop_count: int = 0
+    _hop_mark: list[int] = attrs.Factory(lambda: [0] * BUCKETS)
 
     def reset(self) -> None:
         self.locks.reset()
-        self.max_hop_count = 0
+        self.max_hop_count = self.interval_max_hop_count = 0
         self.hop_count_bucket = [0] * BUCKETS
+        self._hop_mark = [0] * BUCKETS
+
+    def interval_hops(self) -> tuple[list[int], int]:
+        """The hop counts since the last call: each bucket's growth, and the largest
+        count (a GET_STAT_HISTORY entry); the next interval starts now."""
+        grown = [n - m for n, m in zip(self.hop_count_bucket, self._hop_mark)]
+        peak = self.interval_max_hop_count
+        self._hop_mark = list(self.hop_count_bucket)
+        self.interval_max_hop_count = 0
+        return grown, peak
 
     def statistics_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`ctdbcore.protocol.statistics.Statistics`."""
