@@ -6,6 +6,7 @@ tool in tests/interop/test_real_ctdb_admin.py).
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -14,6 +15,7 @@ from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import CTRL_FLAG_NOREPLY, Opcode, Srvid
 from ctdbcore.protocol.records import LtdbHeader
 from ctdbcore.tools import ctdb_format as fmt
+from ctdbcore.tools.ctdb_ip import c_strtoul
 from ctdbcore.tools.ctdb_records import format_record
 from ctdbcore.tools.ctdb_records import hex_str_to_data as str_to_data
 
@@ -211,30 +213,17 @@ def control_getdebug(t, args: list[str]) -> int:
 
 
 def _strtoull(text: str) -> int:
-    """samba ``smb_strtoull(.., 0, .., SMB_STR_STANDARD)``: base 0, no '-', a
-    conversion must happen (trailing junk is allowed); ValueError otherwise."""
-    s = text.lstrip(" \t\n\v\f\r")
+    """samba ``smb_strtoull(.., 0, .., SMB_STR_STANDARD)``: a '-' anywhere is refused,
+    a conversion must happen (trailing junk is allowed); ValueError (EINVAL) or
+    OverflowError (ERANGE) otherwise."""
     if "-" in text:
         raise ValueError(text)
-    s = s.lstrip("+") if s[:1] == "+" else s
-    if s[:2].lower() == "0x" and s[2:3] and s[2:3] in "0123456789abcdefABCDEF":
-        base, body = 16, s[2:]
-    elif s[:1] == "0":
-        base, body = 8, s
-    else:
-        base, body = 10, s
-    digits = ""
-    for ch in body:
-        if ch.isascii() and ch.isalnum() and int(ch, 36) < base:
-            digits += ch
-        else:
-            break
-    if not digits:
+    value, err = c_strtoul(text, 0)
+    if err == errno.ERANGE:
+        raise OverflowError(text)
+    if err:
         raise ValueError(text)
-    n = int(digits, base)
-    if n > 0xFFFFFFFFFFFFFFFF:
-        raise OverflowError(text)  # ERANGE
-    return n
+    return value
 
 
 def control_process_exists(t, args: list[str]) -> int:
