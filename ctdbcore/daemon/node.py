@@ -236,6 +236,12 @@ class Daemon:
         self.vacuumer = Vacuumer(self)
         # Messages the daemon itself consumes (recovery pulls), by srvid.
         self.internal_srvids: dict[int, object] = {}
+        # Record traffic for a node this one has no connection to yet: a restarted node
+        # is in the cluster (the leader sees it) a moment before its connection to each
+        # peer is up, and a call dropped then is never resent (no recovery follows, the
+        # active nodes did not change). Sent when the connection comes up; forgotten
+        # when the node dies (the recovery that follows resends).
+        self._held: dict[int, collections.deque[bytes]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -579,6 +585,8 @@ class Daemon:
         change = T.NodeFlagChange(pnn=self.pnn, new_flags=self.own_flags, old_flags=self.own_flags).pack()
         self.send_control_noreply(pnn, Opcode.MODIFY_FLAGS, change)
         self._apply(self.election.node_connected(pnn, now))
+        for data in self._held.pop(pnn, ()):
+            self.transport.send(pnn, data)
         # A newcomer may take one of our addresses later: give it our tickle lists
         # now (4.17 sends them every TickleUpdateInterval).
         for v in self.public_ips.held_here():
@@ -597,6 +605,7 @@ class Daemon:
             self._silent_peers.discard(pnn)
         self.flags[pnn] |= NodeFlags.DISCONNECTED | NodeFlags.UNHEALTHY
         self.liveness.disconnected(pnn)
+        self._held.pop(pnn, None)
         for reqid, p in list(self._pending.items()):
             if p.pnn == pnn:
                 p.result = (-1, b"", b"node disconnected")
@@ -659,7 +668,12 @@ class Daemon:
         if pnn == self.pnn:
             self.spawn(self._loopback, pkt)
             return True
-        return self.transport.send(pnn, P.pack(pkt))
+        data = P.pack(pkt)
+        if self.transport.send(pnn, data):
+            return True
+        if isinstance(pkt, _RECORD_PACKETS) and not self.transport.is_connected(pnn):
+            self._held.setdefault(pnn, collections.deque(maxlen=HELD_PACKETS)).append(data)
+        return False
 
     async def _loopback(self, pkt) -> None:
         self.packet_received(self.pnn, pkt)
@@ -1220,6 +1234,11 @@ class Daemon:
             log.log(NOTICE, "Takeover run moved addresses: %s",
                     ", ".join(f"{ip}->{p}" for ip, p in pl.takes if pl.current.get(ip) != p) or "released only")
 
+
+# Calls and record moves: what a peer must get even when sent just before the
+# connection to it is up (see Daemon._held); at most this many per peer.
+_RECORD_PACKETS = (P.ReqCall, P.ReplyCall, P.ReqDmaster, P.ReplyDmaster, P.ReplyError)
+HELD_PACKETS = 10000
 
 _STAT_NAMES = {
     P.ReqCall: "req_call", P.ReplyCall: "reply_call", P.ReqDmaster: "req_dmaster",
