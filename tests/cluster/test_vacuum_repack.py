@@ -72,6 +72,27 @@ def _repacks_logged(lc, pnn: int) -> int:
     return log.count(f"Repacking {NAME} with ")
 
 
+def _repacking_children(path: str, limit: int) -> list[int]:
+    """Vacuum children of ``path`` that were given RepackLimit ``limit`` (the last
+    argument of their command line) and sleep in a lock wait. A child started before
+    the test raised the limit may wait on the held chain too, in its traverse only."""
+    found = []
+    for pid in vacuum_children(path):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[-2:-1] == [str(limit).encode()] and waits_for_a_lock(pid):
+            found.append(pid)
+    return found
+
+
+def _repack_timed_out(lc, pnn: int) -> bool:
+    log = (Path(lc.node_dir(pnn)) / "log.ctdb").read_text(errors="replace")
+    start = log.find(f"Repacking {NAME} with ")
+    return start >= 0 and f"Vacuuming child process timed out for db {NAME}" in log[start:]
+
+
 def _check_files(paths: dict[int, str]) -> None:
     for path in paths.values():
         r = subprocess.run(["tdbtool", path, "check"], capture_output=True, text=True, timeout=60)
@@ -142,17 +163,15 @@ def test_file_size_is_bounded_over_fill_and_delete_cycles(local_cluster) -> None
         assert [s[pnn] for s in sizes[4:]] == [sizes[3][pnn]] * 4, (pnn, sizes)
 
 
-
-
-
-
 def test_freeze_aborts_a_repack_waiting_for_a_chain(local_cluster) -> None:
     """The repack's transaction needs the whole-database lock and waits, in the vacuum
     child, for a chain held the way smbd holds one. A recovery's freeze kills the child
     (4.17's ctdb_stop_vacuuming), so the recovery only waits for the chain itself, and
     the file is intact."""
+    # A scan that starts between the chain lock and the new limit waits on the chain
+    # (with no repack); VacuumMaxRunTime ends it, and the next run repacks.
     lc = local_cluster(n=2, loopback=True, loopback_base=44,
-                       tunables=(("VacuumInterval", "1"), ("RepackLimit", "0"),
+                       tunables=(("VacuumInterval", "1"), ("RepackLimit", "0"), ("VacuumMaxRunTime", "10"),
                                  ("DatabaseHashSize", str(HASH_SIZE))))
     lc.wait_ok(timeout=30)
     keys = [b"rec-%05d" % i for i in range(3000)]
@@ -166,9 +185,8 @@ def test_freeze_aborts_a_repack_waiting_for_a_chain(local_cluster) -> None:
         db.tdb.chainlock(held)
         try:
             ctdb(lc, 0, "setvar", "RepackLimit", str(LIMIT))
-            wait_for(lambda: _repacks_logged(lc, 0) >= 1
-                     and [p for p in vacuum_children(path) if waits_for_a_lock(p)],
-                     timeout=20, what="a repack waiting for the held chain")
+            wait_for(lambda: _repacks_logged(lc, 0) >= 1 and _repacking_children(path, LIMIT),
+                     timeout=40, what="a repack waiting for the held chain")
             gen = c.get_vnnmap().generation
             c._checked(Opcode.SET_RECMODE, T.pack_u32(1))
             wait_for(lambda: not vacuum_children(path), timeout=10,
@@ -204,9 +222,9 @@ def test_a_repack_that_outlasts_vacuum_max_run_time_is_killed(local_cluster) -> 
         db.tdb.chainlock(alive[0])
         try:
             ctdb(lc, 0, "setvar", "RepackLimit", "100")
-            wait_for(lambda: "Vacuuming child process timed out for db " + NAME
-                     in (Path(lc.node_dir(0)) / "log.ctdb").read_text(errors="replace"),
-                     timeout=20, what="the waiting repack timed out")
+            # A scan started before the new limit may time out first (waiting, with
+            # no repack, on the same chain): wait for the timeout of a repack.
+            wait_for(lambda: _repack_timed_out(lc, 0), timeout=30, what="the waiting repack timed out")
             assert c.get_recmode() == 0  # no recovery needed for it
         finally:
             db.tdb.chainunlock(alive[0])
