@@ -276,7 +276,9 @@ class Tool:
         usage(command, self.out)
 
     def read_stdin(self) -> str:
-        return sys.stdin.read()
+        """Standard input as bytes in a str (latin-1): 4.17 reads bytes, and a record's
+        key or value may be any bytes."""
+        return sys.stdin.buffer.read().decode("latin-1")
 
     def parse_nodestring(self, nodestring: str | None) -> Any:
         return _parse_nodestring(self, nodestring)

@@ -5,7 +5,6 @@ tool in tests/interop/test_real_ctdb_db.py).
 
 from __future__ import annotations
 
-import binascii
 import os
 import time
 
@@ -38,14 +37,23 @@ def format_record(key: bytes, header: LtdbHeader, data: bytes) -> str:
             f'data({len(data)}) = "{escape(data)}"\n\n')
 
 
-def str_to_data(s: str) -> bytes:
-    """4.17's str_to_data: ``0x...`` is hex, anything else the bytes of the string."""
-    if s.startswith("0x"):
-        return binascii.unhexlify(s[2:])
-    return s.encode()
-
-
 _HEX = "0123456789abcdefABCDEF"
+
+
+def _hex_to_data(t, digits: str, shown: str) -> bytes | None:
+    """4.17's hex_decode_talloc of ``digits``; its messages quote ``shown`` (which
+    starts with digits and may run on, see ptrans) from the failing pair on."""
+    if len(digits) & 1:
+        t.eprint(f"Key ({shown}) contains odd number of hex digits\n")
+        return None
+    out = bytearray()
+    for i in range(0, len(digits), 2):
+        pair = digits[i:i + 2]
+        if pair[0] not in _HEX or pair[1] not in _HEX:
+            t.eprint(f"Invalid hex: {shown[i:]}\n")
+            return None
+        out.append(int(pair, 16))
+    return bytes(out)
 
 
 def hex_str_to_data(t, text: str) -> bytes | None:
@@ -55,17 +63,7 @@ def hex_str_to_data(t, text: str) -> bytes | None:
     if not raw.startswith(b"0x"):
         return raw
     h = raw[2:].decode("latin-1")
-    if len(h) & 1:
-        t.eprint(f"Key ({h}) contains odd number of hex digits\n")
-        return None
-    out = bytearray()
-    for i in range(0, len(h), 2):
-        pair = h[i:i + 2]
-        if pair[0] not in _HEX or pair[1] not in _HEX:
-            t.eprint(f"Invalid hex: {h[i:]}\n")
-            return None
-        out.append(int(pair, 16))
-    return bytes(out)
+    return _hex_to_data(t, h, h)
 
 
 def parse_data(t, text: str, what: str) -> bytes:
@@ -254,7 +252,16 @@ def _ptrans_string(t, line: str) -> tuple[bytes, str] | None:
     if end < 0:
         t.eprint(f'Unmatched " in input {line}\n')
         return None
-    return str_to_data(rest[1:end]) if end > 1 else b"", rest[end + 1:]
+    if end == 1:
+        return b"", rest[2:]
+    # 4.17 hands str_to_data the quoted length of a C string that runs on to the end of
+    # the line, so its hex messages quote the rest of the line
+    text = rest[1:end]
+    if not text.startswith("0x"):
+        data: bytes | None = text.encode("latin-1")
+    else:
+        data = _hex_to_data(t, text[2:], rest[3:])
+    return None if data is None else (data, rest[end + 1:])
 
 
 def parse_ptrans(t, text: str) -> list[tuple[bytes, bytes]]:

@@ -103,8 +103,10 @@ def test_our_record_commands_print_what_4_17_prints(local_cluster) -> None:
             assert (mine.stdout, mine.stderr, mine.returncode) == \
                 (theirs.stdout, theirs.stderr, theirs.returncode), (pnn, args)
     # bad ptrans input is reported the same way
-    theirs, mine = both(lc, 0, "ptrans", "prec.tdb", stdin='bad line\n"k" unquoted\n"k2" "open\n"ok" "1"\n')
-    assert (mine.stdout, mine.stderr, mine.returncode) == (theirs.stdout, theirs.stderr, theirs.returncode)
+    theirs, mine = both(lc, 0, "ptrans", "prec.tdb", stdin='bad line\n"k" unquoted\n"k2" "open\n"ok" "1"\n'
+                          '"0xZZ" "1"\n"k3" "0xABC"\n"0x6b34" "0x3g"\n"k5" "0x"\n')
+    assert (mine.stdout, mine.stderr, mine.returncode) == (theirs.stdout, theirs.stderr, theirs.returncode), \
+        (theirs, mine)
     # our `recover` forces a recovery and returns once the generation changed
     gen = re.search(r"^Generation:(\d+)$", real(lc, 1, "status"), re.M).group(1)
     r = subprocess.run([ours, "recover"], env=env0, capture_output=True, text=True, timeout=60)

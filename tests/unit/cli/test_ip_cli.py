@@ -79,7 +79,7 @@ def ipd(run_ctdb, monkeypatch):
         return result
 
     def stdin(text: str) -> None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
 
     run.start_ips = start  # type: ignore[attr-defined]
     run.stdin = stdin  # type: ignore[attr-defined]
@@ -475,7 +475,7 @@ def twins(tmp_path, monkeypatch):
         r = subprocess.run([REAL, *argv], env=env, input=stdin, capture_output=True,
                            text=True, timeout=60)
         monkeypatch.setenv("CTDB_SOCKET", our_d.path)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
         out, err = io.StringIO(), io.StringIO()
         monkeypatch.setattr(sys, "stdout", out)
         monkeypatch.setattr(sys, "stderr", err)

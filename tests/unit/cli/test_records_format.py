@@ -6,7 +6,7 @@ import io
 
 from ctdbcore.protocol.constants import RecordFlags
 from ctdbcore.protocol.records import LtdbHeader
-from ctdbcore.tools.ctdb_records import escape, format_record, parse_ptrans, str_to_data
+from ctdbcore.tools.ctdb_records import escape, format_record, parse_ptrans
 
 
 class _T:
@@ -28,11 +28,6 @@ def test_format_record_names_flags_in_4_17_order() -> None:
         'data(1) = "v"\n\n')
 
 
-def test_str_to_data_hex_and_plain() -> None:
-    assert str_to_data("0x00ff") == b"\x00\xff"
-    assert str_to_data("plain") == b"plain"
-
-
 def test_ptrans_lines() -> None:
     t = _T()
     text = '"a" "1"\n  \t"b" "0x4142"\nbad line\n"" "skipped"\n"c" ""\n"d" unquoted\n"e" "unterminated\n'
@@ -41,3 +36,14 @@ def test_ptrans_lines() -> None:
     assert t.err.getvalue() == ("Unsupported input format in bad line\n\n"
                                 'Unsupported input format in  unquoted\n\n'
                                 'Unmatched " in input  "unterminated\n\n')
+
+
+def test_ptrans_hex() -> None:
+    """4.17 decodes the quoted text, but its messages quote the rest of the line (the C
+    string runs on past the closing quote); a line that fails is skipped."""
+    t = _T()
+    text = '"0xZZ" "1"\n"k3" "0xABC"\n"0x6b34" "0x3g"\n"k5" "0x"\n"0x6B36" "0x00ff"\n"\xe9" "\xff"\n'
+    assert parse_ptrans(t, text) == [(b"k5", b""), (b"k6", b"\x00\xff"), (b"\xe9", b"\xff")]
+    assert t.err.getvalue() == ('Invalid hex: ZZ" "1"\n\n'
+                                'Key (ABC"\n) contains odd number of hex digits\n'
+                                'Invalid hex: 3g"\n\n')
