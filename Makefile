@@ -2,13 +2,13 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv python3-pip iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind
+APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind
 
 .PHONY: setup demo demo-down test test-fast bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml plugins/ipalloc/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
 	@# samba's packages would start system-wide smbd/nmbd (nmbd broadcasts on every
 	@# interface): a policy-rc.d that refuses service starts is in place for the install.
 	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
@@ -40,4 +40,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.failover
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build ctdbcore/db/_bulk.*.so

@@ -19,7 +19,9 @@ same run:
                against both daemons); vs Debian's 4.17 ctdbd in the same topology
   recovery     `ctdb recover` with --records volatile records (~120 bytes each)
                spread over the nodes, timed by node 0 (START_RECOVERY to END_RECOVERY,
-               as `ctdb uptime` reports it) and end to end; against 4.17 when installed
+               as `ctdb uptime` reports it) and end to end; against 4.17 when installed,
+               and against our daemons with the Python versions of recovery's
+               per-record loops (CTDB_PURE_PYTHON=1, see ctdbcore/db/bulk.py)
   recovery-dbs the same with 15 small databases (what smbd attaches): per-database costs
                such as the freeze's lock helper add up there
   contention   four clients on each of two nodes updating one record (fetch_lock +
@@ -36,6 +38,7 @@ same run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -46,6 +49,7 @@ import time
 from ctdb_localcluster.cluster import LocalCluster
 from ctdbcore.client.db import attach
 from ctdbcore.client.sync import Client
+from ctdbcore.db import bulk
 from ctdbcore.db.tdb import Tdb, TdbFlags
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import Opcode
@@ -255,6 +259,21 @@ def bench_recovery_dbs(runs: int, impl: str, dbs: int = 15, records: int = 50) -
         return _recoveries(lc, runs)
     finally:
         lc.down()
+
+
+@contextlib.contextmanager
+def _pure_python():
+    """Daemons started meanwhile use ctdbcore.db.bulk's Python loops (they inherit the
+    environment)."""
+    old = os.environ.get("CTDB_PURE_PYTHON")
+    os.environ["CTDB_PURE_PYTHON"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["CTDB_PURE_PYTHON"]
+        else:
+            os.environ["CTDB_PURE_PYTHON"] = old
 
 
 def _recoveries(lc: LocalCluster, runs: int) -> dict[str, float]:
@@ -469,12 +488,21 @@ def main(argv: list[str] | None = None) -> int:
                  else (lambda impl: bench_recovery_dbs(args.runs, impl)))
         rec_ours = bench("ours")
         rec_real = bench("real") if real else None
+        # The baseline for the compiled loops (ctdbcore.db.bulk): the same daemons with
+        # the Python ones.
+        rec_py = None
+        if scenario == "recovery" and bulk.COMPILED:
+            with _pure_python():
+                rec_py = bench("ours")
         for what, clock in (("recovery s", "as node 0 timed it (START_RECOVERY to END_RECOVERY)"),
                             ("end to end s", "end to end (SET_RECMODE to NORMAL in a new generation)")):
             line = f"recovery with {label}, {clock}: ours {rec_ours[what]:.3f} s"
             if rec_real:
                 line += f", 4.17 {rec_real[what]:.3f} s, ours/4.17 {rec_ours[what] / rec_real[what]:.2f}x"
                 line += " (goal <= 1.0x)" if what == "recovery s" else ""
+            if rec_py:
+                line += (f"; with Python loops instead of C {rec_py[what]:.3f} s, "
+                         f"C / Python {rec_ours[what] / rec_py[what]:.2f}x")
             print(line)
     if "contention" in only:
         ours = bench_contention(args.runs, args.seconds, "ours")

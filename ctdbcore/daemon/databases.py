@@ -18,7 +18,7 @@ import anyio.lowlevel
 import attrs
 
 from ctdbcore.daemon.calls import Calls
-from ctdbcore.db import marshall, pushstore, record, tdbfast, tdbfile
+from ctdbcore.db import bulk, marshall, record, tdbfast, tdbfile
 from ctdbcore.db.database import Database
 from ctdbcore.db.locking import freeze_lock, record_lock
 from ctdbcore.db.registry import AttachError, Databases
@@ -230,16 +230,13 @@ class DbService:
 
     async def pull(self, db: Database, dest: int, srvid: int) -> int:
         """Stream every record of this copy to the leader as messages; reply the count."""
-        buf = tdbfile.read(db.tdb.fd())
-        spans = tdbfile.live_spans(buf)
-        if spans is None:
+        packed = bulk.pull_pack(db.tdb.fd(), db.db_id)
+        if packed is None:
             records = [(k, v) for k, v in self._traverse_frozen(db) if len(v) >= record.HEADER_SIZE]
             count = len(records)
-            buffers = marshall.pack_limited(db.db_id, records)
+            buffers = list(marshall.pack_limited(db.db_id, records))
         else:
-            header = record.HEADER_SIZE
-            count = sum(1 for span in spans if span[2] >= header)
-            buffers = marshall.pack_spans(db.db_id, buf, spans, min_value=header)
+            count, buffers = packed
         for data in buffers:
             self.d.send_message(dest, srvid, data)
             # A big database must not keep keepalives and other controls waiting.
@@ -264,7 +261,7 @@ class DbService:
         if db is None or push is None or push.failed:
             return True  # 4.17 ignores the rest of a push once a buffer was bad
         try:
-            push.count += pushstore.store_buffer(db.tdb, data, self.d.pnn if db.volatile else None)
+            push.count += bulk.store_buffer(db.tdb, data, self.d.pnn if db.volatile else None)
         except ValueError as e:
             # 4.17 keeps what it stored but counts none of this buffer: the sender
             # sees a short count at DB_PUSH_CONFIRM.

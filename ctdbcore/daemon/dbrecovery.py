@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from ctdbcore.db import marshall, record
+from ctdbcore.db import bulk, marshall
 from ctdbcore.db.registry import kind_name
 from ctdbcore.protocol import types as T
 from ctdbcore.protocol.constants import CTRL_FLAG_ATTACH_RECOVERY, DbFlags, Opcode, RecordFlags, Srvid
@@ -119,18 +119,18 @@ async def _recover_one(d: Daemon, nodes: list[int], info: DbInfo, gen: int, time
     marks.append(("pull", time.perf_counter()))
 
     await all_nodes(Opcode.WIPE_DATABASE, trans)
-    items = _push_items(merged)
-    merged.clear()  # items holds what is left of it
-    count = len(items)
+    # Volatile records all start out on the leader.
+    claim = (d.pnn, int(RecordFlags.MIGRATED_WITH_DATA)) if volatile else None
+    # Empty records are dropped: that is how a deletion wins.
+    count, buffers = bulk.pack_push(db_id, merged, claim=claim)
+    merged.clear()  # the buffers hold what is left of it
     srvid = Srvid.RECOVERY + next(_srvids)
     push = T.PulldbExt(db_id=db_id, lmaster=ALL_LMASTERS, srvid=srvid).pack()
     marks.append(("wipe", time.perf_counter()))
     await all_nodes(Opcode.DB_PUSH_START, push)
     # The leader's own copy last: the others start storing each buffer meanwhile.
     order = sorted(nodes, key=lambda p: p == d.pnn)
-    # Volatile records all start out on the leader.
-    claim = (d.pnn, int(RecordFlags.MIGRATED_WITH_DATA)) if volatile else None
-    for buf in marshall.pack_limited(db_id, items, claim=claim):
+    for buf in buffers:
         for pnn in order:
             d.send_message(pnn, srvid, buf)
         # Let keepalives and the transport's writers run between buffers (a stalled
@@ -164,7 +164,7 @@ async def _pull(d: Daemon, pnn: int, info: DbInfo, merged: dict[bytes, bytes], v
     def collect(data: bytes, src: int) -> None:
         nonlocal received
         if volatile:
-            received += marshall.merge_newest(data, merged, leader)
+            received += bulk.merge_newest(data, merged, leader)
             return
         _, records = marshall.unpack(data)
         received += len(records)
@@ -191,14 +191,12 @@ def _pull_local(d: Daemon, info: DbInfo, merged: dict[bytes, bytes], volatile: b
     db = d.dbs.get(info.db_id)
     if db is None or not db.frozen:
         raise _fail(d.pnn, Opcode.DB_PULL, f"{info.name} is not frozen here")
+    # A tdb holds each key once: with nothing merged yet there is nothing to compare.
+    newest = volatile and bool(merged)
+    if bulk.merge_file(db.tdb.fd(), merged, d.pnn, newest=newest) is not None:
+        return
     records = d.dbs.frozen_records(db)
-    if not merged or not volatile:
-        merged.update(records)  # a tdb holds each key once: nothing to compare yet
-    else:
+    if newest:
         marshall.merge_newest_records(records, merged, d.pnn)
-
-
-def _push_items(merged: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
-    """The records to push: empty ones are dropped (that is how a deletion wins)."""
-    header = record.HEADER_SIZE
-    return [(k, v) for k, v in merged.items() if len(v) > header]
+    else:
+        merged.update(records)

@@ -144,6 +144,9 @@ def merge_newest_records(recs: Iterable[tuple[bytes, bytes]], merged: dict[bytes
         if old is None:
             merged[key] = value
         elif len(value) >= 12:
+            if len(old) < 12:  # no header to keep it by
+                merged[key] = value
+                continue
             rsn_in = rsn_dm(value)[0]
             rsn_old, dmaster_old = rsn_dm(old)
             # keeps_existing, inlined: this runs once per record of every node
