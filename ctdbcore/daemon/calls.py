@@ -209,11 +209,13 @@ class Calls:
             if want_ro and call.client_callid is None:
                 call.client_callid = call.callid
                 call.callid = FETCH_WITH_HEADER_FUNC
-            if header.dmaster == self.pnn:
+            served = header.dmaster == self.pnn
+            if served:
                 status, out = self.execute(call.callid, header, data)
-                self._reply(call, status, out)
-                return
             dest = header.dmaster
+        if served:  # once the lock is released (see _become_dmaster)
+            self._reply(call, status, out)
+            return
         self.pending[call.reqid] = call
         if collapse and (call.db_id, call.key) not in self.fetching:
             self.fetching[(call.db_id, call.key)] = call
@@ -320,6 +322,7 @@ class Calls:
             log.info("Call from node %d for a record of %s whose data master is moving: deferred", src, db.name)
             moving.append((src, pkt))
             return
+        own: tuple[PendingCall, int, bytes] | None = None
         async with record_lock(db.tdb, pkt.key):
             if pkt.generation != self.d.vnnmap.generation:
                 return
@@ -359,10 +362,11 @@ class Calls:
                 # Our own call came back to us: the record arrived here in the meantime.
                 call = self.pending.get(pkt.reqid)
                 if call is not None:
-                    status, out = self.execute(call.callid, header, data)
-                    self._reply(call, status, out)
-                return
-            self._hand_over(db, pkt.key, header, data, requester=pkt.srcnode, reqid=pkt.reqid)
+                    own = (call, *self.execute(call.callid, header, data))
+            else:
+                self._hand_over(db, pkt.key, header, data, requester=pkt.srcnode, reqid=pkt.reqid)
+        if own is not None:  # once the lock is released (see _become_dmaster)
+            self._reply(*own)
 
     # -- read-only delegations -------------------------------------------------------------
 
@@ -545,42 +549,58 @@ class Calls:
                 self.d.spawn(self.req_call, *waiting)
 
     async def _req_dmaster(self, db: Database, src: int, pkt: P.ReqDmaster) -> None:
+        reply = None
         async with record_lock(db.tdb, pkt.key):
-            if pkt.generation != self.d.vnnmap.generation:
-                return
-            if not self._usable(db):
-                self.parked.append((self.req_dmaster, src, pkt))
-                return
-            if self.lmaster(pkt.key) != self.pnn:
-                log.error("REQ_DMASTER for a key whose lmaster is node %d, not this node", self.lmaster(pkt.key))
-                return
-            header, _ = self.fetch(db, pkt.key)
-            if header.dmaster != pkt.srcnode and (header.rsn != 0 or header.dmaster != self.pnn):
-                log.error("REQ_DMASTER from node %d, but node %d holds the record (rsn %d): forcing recovery",
-                          pkt.srcnode, header.dmaster, header.rsn)
-                self.d.force_recovery("dmaster inconsistency")
-                return
-            flags = pkt.record_flags or 0
-            if pkt.dmaster == self.pnn:
-                self._become_dmaster(db, pkt.key, pkt.rsn, flags, pkt.data, pkt.reqid)
-                return
-            self.store(db, pkt.key, LtdbHeader(rsn=pkt.rsn, dmaster=pkt.dmaster, flags=flags), pkt.data)
-            self._send(pkt.dmaster, P.ReplyDmaster(db_id=db.db_id, rsn=pkt.rsn, key=pkt.key, data=pkt.data,
-                                                   record_flags=flags, reqid=pkt.reqid))
+            reply = self._req_dmaster_locked(db, src, pkt)
+        if reply is not None:
+            self._reply(*reply)
+
+    def _req_dmaster_locked(self, db: Database, src: int, pkt: P.ReqDmaster) -> tuple[PendingCall, int, bytes] | None:
+        """REQ_DMASTER under the record lock; the reply to send once it is released
+        (see :meth:`_become_dmaster`)."""
+        if pkt.generation != self.d.vnnmap.generation:
+            return None
+        if not self._usable(db):
+            self.parked.append((self.req_dmaster, src, pkt))
+            return None
+        if self.lmaster(pkt.key) != self.pnn:
+            log.error("REQ_DMASTER for a key whose lmaster is node %d, not this node", self.lmaster(pkt.key))
+            return None
+        header, _ = self.fetch(db, pkt.key)
+        if header.dmaster != pkt.srcnode and (header.rsn != 0 or header.dmaster != self.pnn):
+            log.error("REQ_DMASTER from node %d, but node %d holds the record (rsn %d): forcing recovery",
+                      pkt.srcnode, header.dmaster, header.rsn)
+            self.d.force_recovery("dmaster inconsistency")
+            return None
+        flags = pkt.record_flags or 0
+        if pkt.dmaster == self.pnn:
+            return self._become_dmaster(db, pkt.key, pkt.rsn, flags, pkt.data, pkt.reqid)
+        self.store(db, pkt.key, LtdbHeader(rsn=pkt.rsn, dmaster=pkt.dmaster, flags=flags), pkt.data)
+        self._send(pkt.dmaster, P.ReplyDmaster(db_id=db.db_id, rsn=pkt.rsn, key=pkt.key, data=pkt.data,
+                                               record_flags=flags, reqid=pkt.reqid))
+        return None
 
     async def reply_dmaster(self, src: int, pkt: P.ReplyDmaster) -> None:
         db = self._valid(src, pkt, self.reply_dmaster)
         if db is None:
             return
+        reply = None
         async with record_lock(db.tdb, pkt.key):
             if pkt.generation != self.d.vnnmap.generation:
                 return
             if not self._usable(db):
                 self.parked.append((self.reply_dmaster, src, pkt))
                 return
-            self._become_dmaster(db, pkt.key, pkt.rsn, pkt.record_flags or 0, pkt.data, pkt.reqid)
+            reply = self._become_dmaster(db, pkt.key, pkt.rsn, pkt.record_flags or 0, pkt.data, pkt.reqid)
+        if reply is not None:
+            self._reply(*reply)
 
-    def _become_dmaster(self, db: Database, key: bytes, rsn: int, flags: int, data: bytes, reqid: int) -> None:
+    def _become_dmaster(self, db: Database, key: bytes, rsn: int, flags: int, data: bytes,
+                        reqid: int) -> tuple[PendingCall, int, bytes] | None:
+        """Store the record as its new data master (under its lock); the reply to the
+        waiting call, if any, for the caller to send once the lock is released: a
+        client woken while this node still held the chain would find it busy (and take
+        the slow path of a lock helper)."""
         call = self.pending.get(reqid)
         if call is not None and (call.key != key or call.db_id != db.db_id):
             call = None
@@ -591,10 +611,10 @@ class Calls:
         if db.sticky:
             self._pin_down(db, key)
         if call is None:
-            return
+            return None
         db.counters.migrated_here(key)
         status, out = self.execute(call.callid, header or LtdbHeader(rsn=rsn + 1, dmaster=self.pnn), data)
-        self._reply(call, status, out)
+        return call, status, out
 
     def reply_error(self, src: int, pkt: P.ReplyError) -> None:
         # 4.17 logs and leaves the client waiting; we at least free the slot.

@@ -48,13 +48,7 @@ IDS = (100000, 199999)
 pytestmark = [pytest.mark.slow, pytest.mark.interop,
               pytest.mark.skipif(not os.path.exists(WINBINDD),
                                  reason="Debian's winbind package (/usr/sbin/winbindd) is not installed"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="wbinfo runs in a mount namespace of its own (root)"),
-              # Not understood yet: about one run in six, a wbinfo through the restarted
-              # node 1 waited 60 s (once in test_winbindd_when_its_node_dies; the other
-              # time which test it was was not kept). One cause found and fixed (record
-              # traffic to a peer whose connection was not up yet was dropped:
-              # Daemon._held); rerun once until the other is found.
-              pytest.mark.flaky(reruns=1)]
+              pytest.mark.skipif(os.geteuid() != 0, reason="wbinfo runs in a mount namespace of its own (root)")]
 
 
 def winbind_globals(d: Path) -> str:
@@ -346,7 +340,9 @@ def test_nmbd_with_clustering(local_cluster, tmp_path) -> None:
         for pnn in (0, 1):
             d = tmp_path / f"nmbd{pnn}"
             # one NetBIOS name per node: two nmbds on one broadcast subnet defend a name
-            # against each other
+            # against each other (smb_conf gives each its own socket directory: in the
+            # system's /run/samba/nmbd, shared, the second nmbd's bind of its
+            # "unexpected" socket failed now and then)
             extra = f"""	interfaces = {lc.address(pnn)}/30
 	disable netbios = no
 	netbios name = CTDBPYNMB{pnn}

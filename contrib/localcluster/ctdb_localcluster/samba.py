@@ -43,7 +43,7 @@ def smb_conf(d: Path, lc, pnn: int, share: Path, port: int = PORT, own_address: 
     its namespace (a public address comes and goes). ``extra``: more [global] lines."""
     listen = (f"interfaces = {lc.address(pnn)}/8\n\tbind interfaces only = yes" if own_address
               else "bind interfaces only = no")
-    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns"):
+    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "nmbd"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     conf = d / "smb.conf"
     conf.write_text(f"""[global]
@@ -59,6 +59,7 @@ def smb_conf(d: Path, lc, pnn: int, share: Path, port: int = PORT, own_address: 
 	pid directory = {d}/pid
 	ncalrpc dir = {d}/ncalrpc
 	binddns dir = {d}/binddns
+	nmbd:socket dir = {d}/nmbd
 	passdb backend = tdbsam:{d}/private/passdb.tdb
 	smb ports = {port}
 	{listen}
