@@ -263,6 +263,29 @@ fail:
 	return NULL;
 }
 
+/* One record of a marshall buffer of n bytes, at *off: its key and value offsets and
+ * lengths, *off moved past it. 0, or why not: the buffer ends inside the record's
+ * header (WALK_ENDS_INSIDE) or inside its key or value (WALK_PAST_END). */
+enum { WALK_OK, WALK_ENDS_INSIDE, WALK_PAST_END };
+
+struct rec {
+	uint64_t k0, keylen, v0, datalen;
+};
+
+static inline int next_record(const unsigned char *b, uint64_t n, uint64_t *off, struct rec *r)
+{
+	if (*off + 16 > n)
+		return WALK_ENDS_INSIDE;
+	r->keylen = rd32(b + *off + 8);
+	r->datalen = rd32(b + *off + 12);
+	r->k0 = *off + 16;
+	r->v0 = r->k0 + r->keylen;
+	if (r->v0 + r->datalen > n)
+		return WALK_PAST_END;
+	*off = r->v0 + r->datalen;
+	return WALK_OK;
+}
+
 /* Whether the copy arriving (rsn_in) replaces the one merged so far (record.keeps_existing,
  * negated): a higher RSN wins; on equal RSNs the leader's own copy stays. */
 static inline int replaces(const unsigned char *in, Py_ssize_t in_len, PyObject *old, uint32_t leader)
@@ -329,23 +352,18 @@ static PyObject *bulk_merge_newest(PyObject *self, PyObject *args)
 	}
 	count = rd32(b + 4);
 	for (i = 0; i < count; i++) {
-		uint64_t keylen, datalen, k0, v0, end;
-		if (off + 16 > n) {
+		struct rec r;
+		int why = next_record(b, n, &off, &r);
+		if (why == WALK_ENDS_INSIDE) {
 			PyErr_Format(PyExc_ValueError, "marshall buffer ends inside record %u", i);
 			goto fail;
 		}
-		keylen = rd32(b + off + 8);
-		datalen = rd32(b + off + 12);
-		k0 = off + 16;
-		v0 = k0 + keylen;
-		end = v0 + datalen;
-		if (end > n) {
+		if (why == WALK_PAST_END) {
 			PyErr_Format(PyExc_ValueError, "record %u runs past the end of the buffer", i);
 			goto fail;
 		}
-		if (merge_one(merged, b + k0, (Py_ssize_t)keylen, b + v0, (Py_ssize_t)datalen, 1, leader) != 0)
+		if (merge_one(merged, b + r.k0, (Py_ssize_t)r.keylen, b + r.v0, (Py_ssize_t)r.datalen, 1, leader) != 0)
 			goto fail;
-		off = end;
 	}
 	PyBuffer_Release(&view);
 	return PyLong_FromUnsignedLong(count);
@@ -530,28 +548,24 @@ static PyObject *bulk_store_buffer(PyObject *self, PyObject *args)
 	}
 	count = rd32(b + 4);
 	for (i = 0; i < count; i++) {
-		uint64_t keylen, datalen, k0, v0, end, rsn;
+		uint64_t keylen, datalen, v0, rsn;
 		uint32_t dmaster, flags;
 		TDB_DATA key, value;
+		struct rec r;
+		int why = next_record(b, n, &off, &r);
 
-		if (off + 16 > n) {
-			code = STORE_ENDS_INSIDE;
+		if (why != WALK_OK) {
+			code = why == WALK_ENDS_INSIDE ? STORE_ENDS_INSIDE : STORE_PAST_END;
 			goto out;
 		}
-		keylen = rd32(b + off + 8);
-		datalen = rd32(b + off + 12);
-		k0 = off + 16;
-		v0 = k0 + keylen;
-		end = v0 + datalen;
-		if (end > n) {
-			code = STORE_PAST_END;
-			goto out;
-		}
+		keylen = r.keylen;
+		datalen = r.datalen;
+		v0 = r.v0;
 		if (datalen < LTDB_HEADER) {
 			code = STORE_BAD_RECORD;
 			goto out;
 		}
-		key.dptr = (unsigned char *)b + k0;
+		key.dptr = (unsigned char *)b + r.k0;
 		key.dsize = keylen;
 		rsn = rd64(b + v0);
 		dmaster = rd32(b + v0 + 8);
@@ -582,7 +596,6 @@ static PyObject *bulk_store_buffer(PyObject *self, PyObject *args)
 			code = STORE_FAILED;
 			goto out;
 		}
-		off = end;
 	}
 out:
 	free(scratch);
