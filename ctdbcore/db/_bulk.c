@@ -174,28 +174,45 @@ static int fd_spans(int fd, const unsigned char **addr, size_t *len, struct span
 	return ret;
 }
 
+/* A new marshall buffer of count records and size bytes of them; *body is where the
+ * first record goes. */
+static PyObject *new_buffer(uint32_t db_id, uint32_t count, uint64_t size, unsigned char **body)
+{
+	PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 + size));
+
+	if (out == NULL)
+		return NULL;
+	*body = (unsigned char *)PyBytes_AS_STRING(out);
+	wr32(*body, db_id);
+	wr32(*body + 4, count);
+	*body += 8;
+	return out;
+}
+
+/* A record's 16-byte header in a marshall buffer (reqid 0). */
+static inline void put_record_header(unsigned char *p, uint32_t keylen, uint32_t datalen)
+{
+	wr32(p, 16 + keylen + datalen);
+	wr32(p + 4, 0);
+	wr32(p + 8, keylen);
+	wr32(p + 12, datalen);
+}
+
 /* A marshall buffer of records [first, last) of spans, which lie in file. */
 static PyObject *pack_span_batch(const unsigned char *file, const struct span *spans, size_t first, size_t last,
 				 uint32_t min_value, uint32_t db_id, uint64_t size, uint32_t count)
 {
-	PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 + size));
 	unsigned char *p;
+	PyObject *out = new_buffer(db_id, count, size, &p);
 	size_t i;
 
 	if (out == NULL)
 		return NULL;
-	p = (unsigned char *)PyBytes_AS_STRING(out);
-	wr32(p, db_id);
-	wr32(p + 4, count);
-	p += 8;
 	for (i = first; i < last; i++) {
 		uint32_t n = spans[i].keylen + spans[i].datalen;
 		if (spans[i].datalen < min_value)
 			continue;
-		wr32(p, 16 + n);
-		wr32(p + 4, 0);
-		wr32(p + 8, spans[i].keylen);
-		wr32(p + 12, spans[i].datalen);
+		put_record_header(p, spans[i].keylen, spans[i].datalen);
 		memcpy(p + 16, file + spans[i].off, n);
 		p += 16 + n;
 	}
@@ -438,13 +455,9 @@ static PyObject *pack_dict_batch(PyObject *merged, Py_ssize_t *pos, uint32_t db_
 		}
 	}
 	*pos = p;
-	out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 + size));
+	out = new_buffer(db_id, count, size, &w);
 	if (out == NULL)
 		return NULL;
-	w = (unsigned char *)PyBytes_AS_STRING(out);
-	wr32(w, db_id);
-	wr32(w + 4, count);
-	w += 8;
 	p = start;
 	for (uint32_t i = 0; i < count;) {
 		Py_ssize_t kl, vl;
@@ -459,10 +472,7 @@ static PyObject *pack_dict_batch(PyObject *merged, Py_ssize_t *pos, uint32_t db_
 			continue;
 		kl = PyBytes_GET_SIZE(k);
 		vs = (const unsigned char *)PyBytes_AS_STRING(v);
-		wr32(w, (uint32_t)(16 + kl + vl));
-		wr32(w + 4, 0);
-		wr32(w + 8, (uint32_t)kl);
-		wr32(w + 12, (uint32_t)vl);
+		put_record_header(w, (uint32_t)kl, (uint32_t)vl);
 		memcpy(w + 16, PyBytes_AS_STRING(k), kl);
 		w += 16 + kl;
 		memcpy(w, vs, vl);
