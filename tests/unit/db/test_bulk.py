@@ -20,7 +20,8 @@ from ctdbcore.db.tdb import Tdb
 from ctdbcore.protocol.constants import RecordFlags
 from ctdbcore.protocol.records import LtdbHeader
 
-pytestmark = pytest.mark.skipif(not bulk.COMPILED, reason="ctdbcore.db._bulk is not built (no C compiler?)")
+# Every test but the last compares the compiled loops with the Python ones.
+needs_c = pytest.mark.skipif(not bulk.COMPILED, reason="ctdbcore.db._bulk is not built (no C compiler?)")
 C = bulk._c
 VOLATILE = 0x1C41 & ~0x1  # 4.17's volatile flags (mutexes, jenkins hash), as reopened
 RO = int(RecordFlags.RO_HAVE_DELEGATIONS | RecordFlags.RO_HAVE_READONLY)
@@ -72,6 +73,7 @@ def opened(path: str, content: bytes | None = None):
         os.close(fd)
 
 
+@needs_c
 @settings(max_examples=60, deadline=None)
 @given(recs=records, flags=st.sampled_from([VOLATILE, 0]), hash_size=st.sampled_from([3, 31]),
        churn=st.integers(0, 20), min_value=st.sampled_from([0, 24, 30]), limit=st.sampled_from([1, 100, 10**6]))
@@ -95,6 +97,7 @@ def test_pull_pack_and_merge_file_on_real_files(tmp_path_factory, recs, flags, h
             assert m_c == m_py and list(m_c) == list(m_py)
 
 
+@needs_c
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_damaged_files_are_refused_alike(tmp_path_factory, data) -> None:
@@ -116,6 +119,7 @@ def buffers_of(recs) -> bytes:
     return marshall.pack(3, [(k, value(rsn, dm, fl, d)) for k, (rsn, dm, fl, d) in recs.items()])
 
 
+@needs_c
 @settings(max_examples=150, deadline=None)
 @given(first=records, second=records, leader=st.integers(0, 3), cut=st.integers(0, 400))
 def test_merge_newest(first, second, leader, cut) -> None:
@@ -131,6 +135,7 @@ def test_merge_newest(first, second, leader, cut) -> None:
     assert outcome(bulk.merge_newest, b"\x01", {}, 0) == ("BadBuffer", "marshall buffer shorter than its header")
 
 
+@needs_c
 @settings(max_examples=150, deadline=None)
 @given(recs=records, claim=st.sampled_from([None, (2, int(RecordFlags.MIGRATED_WITH_DATA)), (0, 0)]),
        limit=st.sampled_from([1, 50, 300, 10**6]), empties=st.integers(0, 5))
@@ -144,6 +149,7 @@ def test_pack_push(recs, claim, limit, empties) -> None:
     assert count == sum(1 for v in merged.values() if len(v) > 24) and buffers
 
 
+@needs_c
 def test_pack_push_refuses_what_python_refuses() -> None:
     with pytest.raises(ValueError):
         C.pack_push(3, {b"k": b"header-less value"}, 0, 1, 0, 100)
@@ -151,6 +157,7 @@ def test_pack_push_refuses_what_python_refuses() -> None:
         C.pack_push(3, {"k": value(1, 1)}, 24, 1, 0, 100)
 
 
+@needs_c
 @settings(max_examples=80, deadline=None)
 @given(recs=records, mine=st.sampled_from([None, 0, 1]), cut=st.integers(0, 500), short_at=st.integers(0, 50))
 def test_store_buffer(tmp_path_factory, recs, mine, cut, short_at) -> None:
@@ -167,6 +174,7 @@ def test_store_buffer(tmp_path_factory, recs, mine, cut, short_at) -> None:
             tp.wipe_all()
 
 
+@needs_c
 def test_store_buffer_reports_libtdb_failures(tmp_path) -> None:
     path = str(tmp_path / "ro.tdb")
     Tdb.open(path, hash_size=7, open_flags=os.O_RDWR | os.O_CREAT).close()
@@ -177,11 +185,13 @@ def test_store_buffer_reports_libtdb_failures(tmp_path) -> None:
 
 
 def test_the_daemon_uses_the_compiled_loops() -> None:
-    """pip install builds _bulk; a silent fallback would make recovery 2-3x slower."""
+    """pip install builds _bulk; a silent fallback would make recovery 2-3x slower (so
+    this one fails, where the others are skipped, when the module is missing)."""
     assert bulk.implementation() == "C"
     assert pushstore.store_buffer is not bulk.store_buffer  # the reference stays callable
 
 
+@needs_c
 def test_reading_a_file_keeps_the_fcntl_locks_on_it(tmp_path) -> None:
     """Neither version opens (and closes) another descriptor of the file: that would
     drop every fcntl lock this process holds on it (libtdb's transaction lock, say)."""
