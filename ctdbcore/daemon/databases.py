@@ -18,7 +18,7 @@ import anyio.lowlevel
 import attrs
 
 from ctdbcore.daemon.calls import Calls
-from ctdbcore.db import bulk, marshall, record, tdbfast, tdbfile
+from ctdbcore.db import bulk, marshall, record, tdbfast
 from ctdbcore.db.database import Database
 from ctdbcore.db.locking import freeze_lock, record_lock
 from ctdbcore.db.registry import AttachError, Databases
@@ -209,22 +209,18 @@ class DbService:
 
     # -- pull / push -------------------------------------------------------------------
 
-    # Frozen, so nobody writes: the file is read as it is (tdbfile), much faster than a
-    # libtdb traverse; libtdb is asked only when the file looks unfamiliar.
+    # Frozen, so nobody writes: the file is read as it is (ctdbcore.db.bulk, over the
+    # format tdbfile knows), much faster than a libtdb traverse; libtdb is asked only
+    # when the file looks unfamiliar.
 
-    def frozen_records(self, db: Database) -> list[tuple[bytes, bytes]]:
-        """Every record of a frozen copy that has a header: what a pull sends."""
-        found = tdbfile.live_records(db.tdb.fd())
-        if found is None:
-            found = self._traverse_frozen(db)
-        return [(k, v) for k, v in found if len(v) >= record.HEADER_SIZE]
-
-    def _traverse_frozen(self, db: Database) -> list[tuple[bytes, bytes]]:
+    def traversed_records(self, db: Database) -> list[tuple[bytes, bytes]]:
+        """Every record of a frozen copy that has a header, through a libtdb traverse:
+        what a pull sends when reading the file directly failed."""
         log.warning("Reading %s directly failed; pulling through a traverse", db.path)
         # Under the freeze the helper holds every lock; reading must not wait for them.
         db.tdb.add_flags(TdbFlags.NOLOCK)
         try:
-            return list(db.tdb.traverse())
+            return [(k, v) for k, v in db.tdb.traverse() if len(v) >= record.HEADER_SIZE]
         finally:
             db.tdb.remove_flags(TdbFlags.NOLOCK)
 
@@ -232,7 +228,7 @@ class DbService:
         """Stream every record of this copy to the leader as messages; reply the count."""
         packed = bulk.pull_pack(db.tdb.fd(), db.db_id)
         if packed is None:
-            records = [(k, v) for k, v in self._traverse_frozen(db) if len(v) >= record.HEADER_SIZE]
+            records = self.traversed_records(db)
             count = len(records)
             buffers = list(marshall.pack_limited(db.db_id, records))
         else:

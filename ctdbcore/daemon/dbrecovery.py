@@ -195,7 +195,7 @@ def _pull_local(d: Daemon, info: DbInfo, merged: dict[bytes, bytes], volatile: b
     newest = volatile and bool(merged)
     if bulk.merge_file(db.tdb.fd(), merged, d.pnn, newest=newest) is not None:
         return
-    records = d.dbs.frozen_records(db)
+    records = d.dbs.traversed_records(db)
     if newest:
         marshall.merge_newest_records(records, merged, d.pnn)
     else:

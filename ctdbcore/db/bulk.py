@@ -62,8 +62,7 @@ def pull_pack(fd: int, db_id: int, min_value: int = HEADER_SIZE,
 
 # -- merge: the newest copy of each record -------------------------------------------------
 
-def py_merge_newest(buf: bytes, merged: dict[bytes, bytes], leader: int) -> int:
-    return marshall.merge_newest(buf, merged, leader)
+py_merge_newest = marshall.merge_newest
 
 
 def merge_newest(buf: bytes, merged: dict[bytes, bytes], leader: int) -> int:
@@ -128,8 +127,7 @@ _STORE_ADDRESS = ctypes.cast(load().tdb_store, ctypes.c_void_p).value or 0
 _SHORT, _ENDS_INSIDE, _PAST_END, _BAD_RECORD, _FAILED = range(1, 6)
 
 
-def py_store_buffer(tdb: Tdb, data: bytes, data_master: int | None) -> int:
-    return pushstore.store_buffer(tdb, data, data_master)
+py_store_buffer = pushstore.store_buffer
 
 
 def store_buffer(tdb: Tdb, data: bytes, data_master: int | None) -> int:
