@@ -38,13 +38,13 @@ same run:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 from ctdb_localcluster.cluster import LocalCluster
 from ctdbcore.client.db import attach
@@ -261,19 +261,10 @@ def bench_recovery_dbs(runs: int, impl: str, dbs: int = 15, records: int = 50) -
         lc.down()
 
 
-@contextlib.contextmanager
 def _pure_python():
     """Daemons started meanwhile use ctdbcore.db.bulk's Python loops (they inherit the
     environment)."""
-    old = os.environ.get("CTDB_PURE_PYTHON")
-    os.environ["CTDB_PURE_PYTHON"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["CTDB_PURE_PYTHON"]
-        else:
-            os.environ["CTDB_PURE_PYTHON"] = old
+    return mock.patch.dict(os.environ, {"CTDB_PURE_PYTHON": "1"})
 
 
 def _recoveries(lc: LocalCluster, runs: int) -> dict[str, float]:
