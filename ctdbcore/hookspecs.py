@@ -64,6 +64,9 @@ EVENTS: tuple[str, ...] = (
     "ipreallocated",
 )
 
+#: Hooks that are not 4.17 events (ctdbd calls them outside event runs).
+OTHER_HOOKS: tuple[str, ...] = ("ctdb_watch",)
+
 #: Arguments each event receives, as 4.17 passes them to scripts (``check_options``).
 EVENT_ARGS: dict[str, tuple[str, ...]] = {
     "takeip": ("iface", "ip", "maskbits"),
@@ -303,6 +306,39 @@ def ctdb_ipreallocated(ctx: EventContext) -> bool | str | None:
         @hookimpl
         def ctdb_ipreallocated(ctx):
             (ctx.rundir / "ips-changed").touch()
+    """
+
+
+@_hookspec
+def ctdb_watch(ctx: EventContext) -> None:
+    """Watch the managed service between monitor events (not a 4.17 event).
+
+    4.17 learns of a dead service at the next ``monitor`` event, up to
+    ``MonitorInterval`` later. A plugin that implements this hook hears of it at
+    once: ctdbd calls it when the node reaches RUNNING (after ``startup``) and runs
+    it as a task for as long as it likes; it waits for the service to fail (a pidfd
+    on its main process, a connect probe every second) and then calls
+    ``ctx.report_failure(reason)``. The node goes UNHEALTHY with that reason at once
+    and its public addresses move; the next successful ``monitor`` clears it, as
+    after a failed monitor. The hook must be ``async def``; it is cancelled at
+    shutdown or when the plugin is disabled. When it returns (or raises, which is
+    logged), ctdbd calls it again after the next successful monitor event.
+
+    :param ctx: the event context (event ``"watch"``); ``ctx.settings`` as for events.
+    :return: nothing.
+
+    Example::
+
+        import anyio
+        from ctdbcore.plugins import hookimpl, service
+
+        @hookimpl
+        async def ctdb_watch(ctx):
+            pid = service.read_pidfile(ctx.settings.pid_file)
+            if pid is None:
+                return  # not running: the next monitor event says so
+            await service.wait_for_exit(pid)
+            ctx.report_failure(f"ERROR: myservice (pid {pid}) exited")
     """
 
 

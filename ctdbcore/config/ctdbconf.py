@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import attrs
@@ -198,6 +198,9 @@ class CtdbConf:
     legacy: LegacyConfig = LegacyConfig()
     #: plugin-owned sections: section name -> instance of the plugin's attrs class
     extra: dict[str, Any] = attrs.field(factory=dict)
+    #: sections of event plugins, unparsed: name -> ({key: (value, line)}, header line);
+    #: ctdbcore.config.plugin_settings merges them with the plugin's other sources
+    plugin_raw: dict[str, tuple[dict[str, tuple[str, int]], int]] = attrs.field(factory=dict, eq=False)
     #: "path:line: ..." notes such as deprecated keys; not part of equality
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
 
@@ -327,7 +330,16 @@ def parse_ctdb_conf_text(
     *,
     var_dir: str = DEFAULT_VAR_DIR,
     extra_sections: Mapping[str, type] = {},
+    plugin_sections: Collection[str] = (),
+    absent_plugins: Mapping[str, str] = {},
 ) -> CtdbConf:
+    """Parse ctdb.conf text.
+
+    ``plugin_sections`` are the sections of the loaded event plugins, kept raw in
+    ``plugin_raw``; ``absent_plugins`` maps section names of plugins that are not
+    installed to the distribution to suggest: such a section is a warning, not an
+    error, so that uninstalling a plugin never stops ctdbd.
+    """
     errors = ErrorCollector(path)
     warnings: list[str] = []
     where = path or "ctdb.conf"
@@ -339,9 +351,17 @@ def parse_ctdb_conf_text(
         sections_cls[name] = cls
 
     raw = _read_ini(text, errors)
+    plugin_raw: dict[str, tuple[dict[str, tuple[str, int]], int]] = {}
     for name, sec in raw.items():
-        if name and name not in sections_cls:
-            assert sec is not None
+        if not name or name in sections_cls:
+            continue
+        assert sec is not None
+        if name in plugin_sections:
+            plugin_raw[name] = ({k: (v, sec.lines[k]) for k, v in sec.values.items()}, sec.header_line)
+        elif name in absent_plugins:
+            warnings.append(f"{where}:{sec.header_line}: section [{name}] belongs to a plugin that is not "
+                            f"installed (pip install {absent_plugins[name]}); ignored")
+        else:
             errors.add(sec.header_line, f"unknown section [{name}]")
 
     result: dict[str, Any] = {}
@@ -376,7 +396,7 @@ def parse_ctdb_conf_text(
     errors.raise_if_any()
     extra = {name: result[name] for name in sections_cls if name not in BUILTIN_SECTIONS}
     builtin = {name: result[name] for name in BUILTIN_SECTIONS}
-    return CtdbConf(**builtin, extra=extra, warnings=tuple(warnings))
+    return CtdbConf(**builtin, extra=extra, plugin_raw=plugin_raw, warnings=tuple(warnings))
 
 
 def parse_ctdb_conf(
@@ -384,6 +404,8 @@ def parse_ctdb_conf(
     *,
     var_dir: str = DEFAULT_VAR_DIR,
     extra_sections: Mapping[str, type] = {},
+    plugin_sections: Collection[str] = (),
+    absent_plugins: Mapping[str, str] = {},
 ) -> CtdbConf:
     """Parse ``path``; raise :class:`ConfigErrors` with every problem found.
 
@@ -396,7 +418,8 @@ def parse_ctdb_conf(
         errors = ErrorCollector(path)
         errors.add(None, f"cannot read: {exc}")
         raise ConfigErrors(errors.errors) from exc
-    return parse_ctdb_conf_text(text, path, var_dir=var_dir, extra_sections=extra_sections)
+    return parse_ctdb_conf_text(text, path, var_dir=var_dir, extra_sections=extra_sections,
+                                plugin_sections=plugin_sections, absent_plugins=absent_plugins)
 
 
 def _format_value(value: Any) -> str:

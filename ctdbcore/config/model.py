@@ -9,7 +9,7 @@ ctdb.tunables < legacy sysconfig (the seed paper's file, when given).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, get_origin
 
 import attrs
@@ -26,8 +26,10 @@ from ctdbcore.config.ctdbconf import (
 from ctdbcore.config.errors import ConfigError, ConfigErrors
 from ctdbcore.config.nodes import NodeEntry, parse_nodes_file
 from ctdbcore.config.paths import Paths
+from ctdbcore.config.plugin_settings import Inputs, PluginDecl, PluginSettings, load_plugin_settings, variables_of
+from ctdbcore.config.shellvars import read_assignments_file
 from ctdbcore.config.public_addresses import PublicAddress, parse_public_addresses_file
-from ctdbcore.config.sysconfig import Sysconfig, parse_sysconfig
+from ctdbcore.config.sysconfig import MANAGED_PLUGINS, MANAGES_VARIABLES, Sysconfig, parse_sysconfig
 from ctdbcore.config.tunables import Tunables, parse_tunables_file
 
 
@@ -40,6 +42,8 @@ class Config:
     paths: Paths
     #: services to run event scripts for (from CTDB_MANAGES_*; empty in pure 4.17 setups)
     managed_services: frozenset[str] = frozenset()
+    #: event plugin name -> its effective settings (see ctdbcore.config.plugin_settings)
+    plugin_settings: dict[str, PluginSettings] = attrs.field(factory=dict)
     #: the files that were actually read, in reading order
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -78,15 +82,25 @@ def load_config(
     *,
     sysconfig_path: str | None = None,
     extra_sections: Mapping[str, type] = {},
+    plugins: Sequence[PluginDecl] = (),
+    absent_plugins: Mapping[str, str] = {},
 ) -> Config:
+    """Read every input; :class:`ConfigErrors` with all problems of all files.
+
+    :param plugins: the loaded event plugins, whose settings are read too.
+    :param absent_plugins: plugin name -> distribution, for plugins that are known but
+        not installed (their ctdb.conf sections are ignored with a warning).
+    """
     errors: list[ConfigError] = []
     sources: list[str] = []
     warnings: list[str] = []
+    claimed = {var for p in plugins if p.settings is not None for var in variables_of(p.settings)}
+    plugin_names = [p.name for p in plugins]
 
     sysconfig = Sysconfig()
     if sysconfig_path is not None:
         try:
-            sysconfig = parse_sysconfig(sysconfig_path)
+            sysconfig = parse_sysconfig(sysconfig_path, claimed=claimed)
             sources.append(sysconfig_path)
             warnings.extend(sysconfig.warnings)
         except ConfigErrors as exc:
@@ -96,7 +110,8 @@ def load_config(
     conf_path = paths.ctdb_conf
     if os.path.exists(conf_path):
         try:
-            conf = parse_ctdb_conf(conf_path, var_dir=paths.var_dir, extra_sections=extra_sections)
+            conf = parse_ctdb_conf(conf_path, var_dir=paths.var_dir, extra_sections=extra_sections,
+                                   plugin_sections=plugin_names, absent_plugins=absent_plugins)
             sources.append(conf_path)
             warnings.extend(conf.warnings)
         except ConfigErrors as exc:
@@ -106,7 +121,8 @@ def load_config(
         # No ctdb.conf is a valid 4.17 setup: everything at its default. Plugin
         # sections still go through the parser so their required keys are checked.
         try:
-            conf = parse_ctdb_conf_text("", conf_path, var_dir=paths.var_dir, extra_sections=extra_sections)
+            conf = parse_ctdb_conf_text("", conf_path, var_dir=paths.var_dir, extra_sections=extra_sections,
+                                        plugin_sections=plugin_names)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
             conf = None
@@ -152,6 +168,8 @@ def load_config(
                 f"node address {conf.cluster.node_address} is not in the nodes file {nodes_path}",
             ))
 
+    plugin_settings = _load_plugin_settings(plugins, paths, conf, sysconfig, sysconfig_path, errors, sources)
+
     if errors:
         raise ConfigErrors(errors)
     assert conf is not None
@@ -162,9 +180,61 @@ def load_config(
         tunables=tunables,
         paths=paths,
         managed_services=sysconfig.managed_services,
+        plugin_settings=plugin_settings,
         sources=tuple(sources),
         warnings=tuple(warnings),
     )
+
+
+def _managed_sources(sysconfig: Sysconfig, path: str | None) -> dict[str, str]:
+    """Service name -> where the seed's sysconfig asked for it to be managed."""
+    found: dict[str, str] = {}
+    for var, service in MANAGES_VARIABLES.items():
+        if service in sysconfig.managed_services and var in sysconfig.lines:
+            found[service] = f"{path}:{sysconfig.lines[var]} ({var})"
+    line = sysconfig.lines.get("CTDB_MANAGED_SERVICES")
+    for service in sysconfig.managed_services:
+        if service not in found and line is not None:
+            found[service] = f"{path}:{line} (CTDB_MANAGED_SERVICES)"
+    return found
+
+
+def _load_plugin_settings(
+    plugins: Sequence[PluginDecl],
+    paths: Paths,
+    conf: CtdbConf | None,
+    sysconfig: Sysconfig,
+    sysconfig_path: str | None,
+    errors: list[ConfigError],
+    sources: list[str],
+) -> dict[str, PluginSettings]:
+    if not plugins:
+        return {}
+    script_options = None
+    so_path = paths.etc("script.options")
+    if os.path.exists(so_path):
+        try:
+            script_options = (so_path, read_assignments_file(so_path))
+            sources.append(so_path)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+    sections = {}
+    if conf is not None:
+        sections = {name: (paths.ctdb_conf, values, header) for name, (values, header) in conf.plugin_raw.items()}
+    managed_by_service = _managed_sources(sysconfig, sysconfig_path)
+    managed = {plugin: where for service, where in managed_by_service.items()
+               for plugin in MANAGED_PLUGINS.get(service, (service,))}
+    sys_vars = None
+    if sysconfig_path is not None:
+        sys_vars = (sysconfig_path, {v: (sysconfig.variables[v], sysconfig.lines[v]) for v in sysconfig.lines})
+    inputs = Inputs(script_options=script_options, options_dir=paths.etc(os.path.join("events", "legacy")),
+                    sections=sections, sysconfig=sys_vars, managed=managed)
+    result: dict[str, PluginSettings] = {}
+    for p in plugins:
+        settings, errs = load_plugin_settings(p.name, p.script, p.settings, inputs)
+        errors.extend(errs)
+        result[p.name] = settings
+    return result
 
 
 __all__ = ["Config", "DatabaseConfig", "config_to_dict", "load_config", "make_converter"]

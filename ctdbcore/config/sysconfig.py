@@ -12,8 +12,7 @@ trailing ``# comments`` allowed) are understood; no expansion is done.
 
 from __future__ import annotations
 
-import re
-import shlex
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -21,6 +20,7 @@ import attrs
 from ctdbcore.config.convert import parse_bool, parse_int
 from ctdbcore.config.ctdbconf import parse_field_value
 from ctdbcore.config.errors import ConfigErrors, ErrorCollector
+from ctdbcore.config.shellvars import read_assignments
 from ctdbcore.config.tunables import U32_MAX, lookup
 
 # Variable -> (section, ctdb.conf key, transform of the value).
@@ -69,6 +69,13 @@ MANAGES_VARIABLES = {
     "CTDB_MANAGES_ISCSI": "iscsi",
 }
 
+#: Service name -> the event plugins it stands for, where not the same name: old
+#: ctdb's 50.samba also ran nmbd, which 4.17 split into 48.netbios.
+MANAGED_PLUGINS: dict[str, tuple[str, ...]] = {
+    "samba": ("samba", "netbios"),
+    "nfs": ("nfs", "nfs_tickle"),
+}
+
 #: Gone in 4.17 with nothing to translate to; reported and ignored.
 REMOVED_VARIABLES = frozenset({
     "CTDB_BASE", "CTDB_PIDFILE", "CTDB_SOCKET", "CTDB_EVENT_SCRIPT_DIR", "CTDB_NOTIFY_SCRIPT",
@@ -76,7 +83,6 @@ REMOVED_VARIABLES = frozenset({
 })
 
 _LOGGING_VARIABLES = ("CTDB_LOGGING", "CTDB_SYSLOG", "CTDB_LOGFILE")
-_ASSIGN_RE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
 @attrs.frozen
@@ -92,36 +98,17 @@ class Sysconfig:
     tunables: dict[str, int] = attrs.field(factory=dict)
     #: every assignment as written, for diagnostics
     variables: dict[str, str] = attrs.field(factory=dict)
+    #: the line of every assignment (plugin settings are reported there)
+    lines: dict[str, int] = attrs.field(factory=dict)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
 
 
-def _read_assignments(text: str, errors: ErrorCollector) -> dict[str, tuple[str, int]]:
-    found: dict[str, tuple[str, int]] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _ASSIGN_RE.match(line)
-        if not m:
-            errors.add(lineno, f"syntax error: expected KEY=value, got {line!r}")
-            continue
-        try:
-            words = shlex.split(m.group(2), comments=True, posix=True)
-        except ValueError as exc:
-            errors.add(lineno, f"syntax error in value of {m.group(1)}: {exc}")
-            continue
-        if len(words) > 1:
-            errors.add(lineno, f"value of {m.group(1)} has unquoted spaces; quote it")
-            continue
-        found[m.group(1)] = (words[0] if words else "", lineno)  # later lines win, as in sh
-    return found
-
-
-def parse_sysconfig_text(text: str, path: str | None = "sysconfig") -> Sysconfig:
+def parse_sysconfig_text(text: str, path: str | None = "sysconfig", *, claimed: Collection[str] = ()) -> Sysconfig:
+    """Parse the file's text; ``claimed`` are variables that plugin settings read."""
     errors = ErrorCollector(path)
     where = path or "sysconfig"
     warnings: list[str] = []
-    assigns = _read_assignments(text, errors)
+    assigns = read_assignments(text, errors)
     overrides: dict[str, dict[str, Any]] = {}
     services: set[str] = set()
     tunables: dict[str, int] = {}
@@ -172,6 +159,8 @@ def parse_sysconfig_text(text: str, path: str | None = "sysconfig") -> Sysconfig
             warnings.append(f"{where}:{lineno}: {var} was removed in CTDB 4.17 and is ignored")
         elif var in _LOGGING_VARIABLES or var in ("CTDB_NODES", "CTDB_PUBLIC_ADDRESSES", "CTDB_PUBLIC_INTERFACE"):
             pass  # handled below
+        elif var in claimed:
+            pass  # a plugin setting: read by ctdbcore.config.plugin_settings
         elif var.startswith("CTDB_"):
             warnings.append(
                 f"{where}:{lineno}: {var} is not a daemon setting in CTDB 4.17 "
@@ -210,11 +199,12 @@ def parse_sysconfig_text(text: str, path: str | None = "sysconfig") -> Sysconfig
         managed_services=frozenset(services),
         tunables=tunables,
         variables={var: value for var, (value, _) in assigns.items()},
+        lines={var: line for var, (_, line) in assigns.items()},
         warnings=tuple(warnings),
     )
 
 
-def parse_sysconfig(path: str) -> Sysconfig:
+def parse_sysconfig(path: str, *, claimed: Collection[str] = ()) -> Sysconfig:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -222,4 +212,4 @@ def parse_sysconfig(path: str) -> Sysconfig:
         errors = ErrorCollector(path)
         errors.add(None, f"cannot read: {exc}")
         raise ConfigErrors(errors.errors) from exc
-    return parse_sysconfig_text(text, path)
+    return parse_sysconfig_text(text, path, claimed=claimed)

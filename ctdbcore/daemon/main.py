@@ -51,6 +51,78 @@ def _list_plugins(as_json: bool) -> int:
     return 0
 
 
+def _service_plugins(pm) -> dict:
+    """The loaded event plugins by name (``ctdb.services``)."""
+    return {name: plugin for name, plugin in pm.list_name_plugin() if plugin is not None}
+
+
+def _plugin_decls(pm) -> list:
+    """What the configuration loader needs of each event plugin (name, script, settings class).
+
+    :raises TypeError, ValueError: a plugin declares a malformed ``CTDB_SETTINGS`` or
+        ``CTDB_SCRIPT``.
+    """
+    from ctdbcore.config.plugin_settings import PluginDecl, settings_class
+    from ctdbcore.plugins.enablement import script_name
+
+    decls = []
+    for name, plugin in _service_plugins(pm).items():
+        try:
+            decls.append(PluginDecl(name=name, script=script_name(name, plugin), settings=settings_class(plugin)))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"plugin {name}: {exc}") from exc
+    return decls
+
+
+def _absent_plugins(pm) -> dict[str, str]:
+    """Our own service plugins that are not installed, by section name -> distribution."""
+    from ctdbcore.plugins.manager import GROUP_SERVICES, KNOWN_DISTRIBUTIONS
+
+    loaded = set(_service_plugins(pm))
+    return {name: dist for (group, name), dist in KNOWN_DISTRIBUTIONS.items()
+            if group == GROUP_SERVICES and name not in loaded}
+
+
+def _configured_enablement(config) -> dict[str, tuple[bool, str]]:
+    return {name: (s.enabled, s.enabled_source or "configuration")
+            for name, s in config.plugin_settings.items() if s.enabled is not None}
+
+
+def _print_plugin_settings(config, pm, paths, as_json: bool) -> dict:
+    """The effective settings and the enablement of every event plugin."""
+    import attrs
+
+    from ctdbcore.config.plugin_settings import describe_field, settings_to_dict
+    from ctdbcore.plugins.enablement import EnableState, decide
+
+    enabled = decide(_service_plugins(pm), EnableState(paths.etc("events/legacy")).read_all(),
+                     _configured_enablement(config))
+    out = {}
+    for name, s in config.plugin_settings.items():
+        e = enabled[name]
+        out[name] = {"script": e.script, "enabled": e.enabled, "decided_by": e.source, **settings_to_dict(s)}
+    if as_json:
+        return out
+    for name, s in config.plugin_settings.items():
+        e = enabled[name]
+        print(f"[{name}]\t# {e.script}: {'enabled' if e.enabled else 'disabled'} ({e.source})")
+        if s.values is None:
+            continue
+        for f in attrs.fields(type(s.values)):
+            key, var, _help = describe_field(type(s.values), f.name)
+            value = getattr(s.values, f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (tuple, list)):
+                text = " ".join(map(str, value))
+            else:
+                text = "" if value is None else str(value)
+            where = s.sources.get(f.name, "default")
+            prefix = "# " if where == "default" else ""
+            print(f"\t{prefix}{key} = {text}" + (f"\t# {var}" if var else "") + (f", from {where}" if where != "default" else ""))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.plugins == "":
@@ -59,20 +131,38 @@ def main(argv: list[str] | None = None) -> int:
     from ctdbcore.config.errors import ConfigErrors
     from ctdbcore.config.model import config_to_dict, load_config
     from ctdbcore.config.paths import default_paths
+    from ctdbcore.plugins.manager import PluginLoadError, load_named, make_plugin_manager
 
     paths = default_paths(os.environ)
+    # Plugins load before the configuration is read: their settings are part of it.
     try:
-        config = load_config(paths, sysconfig_path=args.sysconfig)
+        if args.no_plugins:
+            pm = make_plugin_manager(load_entrypoints=False)
+        elif args.plugins:
+            pm = make_plugin_manager(only=[p for p in args.plugins.split(",") if p])
+        else:
+            pm = make_plugin_manager()
+        decls = _plugin_decls(pm)
+    except (PluginLoadError, ValueError) as e:
+        print(f"ctdbd: {e}", file=sys.stderr)
+        return 1
+    try:
+        config = load_config(paths, sysconfig_path=args.sysconfig, plugins=decls, absent_plugins=_absent_plugins(pm))
     except ConfigErrors as e:
         print(f"ctdbd: configuration errors:\n{e}", file=sys.stderr)
         return 1
     if args.check_config:
+        for warning in config.warnings:
+            print(f"ctdbd: warning: {warning}", file=sys.stderr)
         if args.json:
-            print(json.dumps(config_to_dict(config), indent=2, default=str))
+            data = config_to_dict(config)
+            data["plugin_settings"] = _print_plugin_settings(config, pm, paths, as_json=True)
+            print(json.dumps(data, indent=2, default=str))
         else:
             from ctdbcore.config.ctdbconf import dump_ctdb_conf
 
             print(dump_ctdb_conf(config.ctdb_conf), end="")
+            _print_plugin_settings(config, pm, paths, as_json=False)
             print(f"# nodes: {', '.join(str(n.address) if not n.deleted else '#deleted' for n in config.nodes)}")
             print("# tunables differing from 4.17:")
             for name, value in config.tunables.listvars():
@@ -84,23 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     from ctdbcore.daemon.mutex import make_cluster_mutex
     from ctdbcore.daemon.node import Daemon, find_own_pnn
     from ctdbcore.db.registry import Databases, DbDirs
-    from ctdbcore.plugins.manager import PluginLoadError, load_named, make_plugin_manager
 
     conf = config.ctdb_conf
     location = conf.logging.location
     if args.interactive and location.startswith("file:") and os.environ.get("CTDB_LOG_STDERR"):
         location = "stderr"
     logger = setup_logging(location, conf.logging.log_level)
+    for warning in config.warnings:
+        logger.warning("%s", warning)
     socket_path = args.socket or os.environ.get("CTDB_SOCKET") or paths.socket
     run_dir = os.path.dirname(socket_path) or paths.run_dir
 
     try:
-        if args.no_plugins:
-            pm = make_plugin_manager(load_entrypoints=False)
-        elif args.plugins:
-            pm = make_plugin_manager(only=[p for p in args.plugins.split(",") if p])
-        else:
-            pm = make_plugin_manager()
         transport_plugin = load_named("ctdb.transport", conf.cluster.transport)
     except PluginLoadError as e:
         logger.error("%s", e)
@@ -118,7 +203,15 @@ def main(argv: list[str] | None = None) -> int:
             logger.error("%s", e)
             print(f"ctdbd: {e}", file=sys.stderr)
             return 1
-    events = EventHost(pm, tunables=config.tunables, run_dir=run_dir, pnn=pnn, config=config, logger=logger)
+    events = EventHost(pm, tunables=config.tunables, run_dir=run_dir, pnn=pnn, config=config, logger=logger,
+                       events_dir=paths.etc("events/legacy"), var_dir=paths.var_dir,
+                       configured=_configured_enablement(config))
+    try:
+        from ctdbcore.plugins.enablement import write_configured
+
+        write_configured(run_dir, _configured_enablement(config))
+    except OSError as e:
+        logger.warning("Could not write %s/plugins-configured.json: %s", run_dir, e)
     dbconf = conf.database
     databases = Databases(
         pnn,

@@ -30,14 +30,31 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import attrs
+
 from ctdbcore.netif import addresses as _addr
 from ctdbcore.netif.addresses import NetifError
 from ctdbcore.netif.garp import send_gratuitous
 from ctdbcore.netif.tickle import TcpConnection, connections_for_ip, kill_connections, send_tickle_ack
-from ctdbcore.plugins import EventContext, hookimpl
+from ctdbcore.plugins import EventContext, hookimpl, setting
 
 #: Like the ``10.`` of ``10.interface.script``.
 CTDB_ORDER = 10
+#: Debian links 10.interface into events/legacy on install.
+CTDB_ENABLED_BY_DEFAULT = True
+
+
+@attrs.frozen
+class Settings:
+    """``[interface]`` in ctdb.conf, or 4.17's variables in script.options /
+    ``events/legacy/10.interface.options``."""
+
+    partially_online_interfaces: bool = setting(
+        False, var="CTDB_PARTIALLY_ONLINE_INTERFACES",
+        help="healthy while at least one public interface is up (else: all must be up)")
+
+
+CTDB_SETTINGS = Settings
 
 #: Ports whose connections 4.17 only kills on the local side (``kill_tcp_connections``).
 ONEWAY_PORTS = frozenset({139, 445})
@@ -59,10 +76,7 @@ def _public_ifaces(ctx: EventContext) -> list[str]:
 
 
 def _partially_online(ctx: EventContext) -> bool:
-    value = getattr(ctx.config, "partially_online_interfaces", None)
-    if value is None:
-        value = os.environ.get("CTDB_PARTIALLY_ONLINE_INTERFACES", "")
-    return value is True or str(value).lower() == "yes"
+    return ctx.settings is not None and ctx.settings.partially_online_interfaces
 
 
 def monitor_interfaces(ctx: EventContext) -> str | None:

@@ -55,6 +55,8 @@ from ctdbcore.hookspecs import PROJECT_NAME
 #: Marker for hook implementations: decorate ``ctdb_<event>`` functions with it.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
+from ctdbcore.config.plugin_settings import setting  # noqa: E402
+from ctdbcore.plugins import service  # noqa: E402
 from ctdbcore.plugins.context import EventContext  # noqa: E402
 from ctdbcore.plugins.health import HealthChange, MonitorHealth  # noqa: E402
 from ctdbcore.plugins.manager import (  # noqa: E402
@@ -95,4 +97,6 @@ __all__ = [
     "make_plugin_manager",
     "plugin_order",
     "run_event",
+    "service",
+    "setting",
 ]

@@ -101,6 +101,15 @@ class MonitorHealth:
         self.next_interval = min(self.next_interval * 2, self.monitor_interval)
         return change
 
+    def reported(self, plugin: str, reason: str) -> HealthChange | None:
+        """A plugin reported its service failed between monitor runs: UNHEALTHY at
+        once (the next successful monitor run clears it, as after a failed run)."""
+        self.timeouts = 0
+        if self.unhealthy:
+            return None
+        self.unhealthy = True
+        return HealthChange(unhealthy=True, notification="unhealthy", reason=f"{plugin}: {reason}")
+
     def _apply(self, run: EventRun) -> HealthChange | None:
         status = run.status
         if status in (errno.ECANCELED, -errno.ECANCELED):

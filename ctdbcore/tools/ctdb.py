@@ -875,20 +875,19 @@ def _event_status(t: Tool, component: str, event: str) -> int:
 
 
 def control_event(t: Tool, args: list[str]) -> int:
-    """``event status [COMPONENT] [EVENT]``: 4.17 needs both (``legacy monitor``)."""
-    if not args or args[0] != "status":
-        t.eprint("ctdb: only 'event status' is implemented\n")
-        return 1
-    rest = args[1:]
-    if len(rest) > 2:
-        usage("event", t.out)
-    if len(rest) == 2:
-        component, event = rest
-    elif len(rest) == 1 and rest[0] != "legacy":
-        component, event = "legacy", rest[0]
-    else:
-        component, event = "legacy", "monitor"
-    return _event_status(t, component, event)
+    """``event status [COMPONENT] [EVENT]`` and ``event script list|enable|disable``."""
+    from ctdbcore.tools import ctdb_event
+
+    return ctdb_event.control_event(t, args, os.path.dirname(default_socket_path()), _event_status)
+
+
+def control_checktcpport(t: Tool, args: list[str]) -> int:
+    from ctdbcore.tools import ctdb_event
+
+    code = ctdb_event.control_checktcpport(t, args)
+    if code < 0:
+        usage("checktcpport", t.out)
+    return code
 
 
 def control_scriptstatus(t: Tool, args: list[str]) -> int:
@@ -982,7 +981,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("writekey", ctdb_records.control_writekey, False, False, "write value for a database key",
        "<dbname|dbid> <key> <value>"),
     _C("deletekey", ctdb_records.control_deletekey, False, False, "delete a database key", "<dbname|dbid> <key>"),
-    _C("checktcpport", None, True, False,
+    _C("checktcpport", control_checktcpport, True, False,
        "check if a service is bound to a specific tcp port or not", "<port>"),
     _C("getdbseqnum", ctdb_records.control_getdbseqnum, False, False, "get database sequence number", "<dbname|dbid>"),
     _C("nodestatus", control_nodestatus, False, True, "show and return node status",

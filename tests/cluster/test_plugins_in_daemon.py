@@ -24,7 +24,7 @@ def cluster(local_cluster, tmp_path, n=2, **opts):
     env = {"PYTHONPATH": PLUGIN_DIR, "CTDB_TESTPLUGIN_DIR": str(ctl)}
     lc = local_cluster(n=n, loopback=True, loopback_base=61,
                        tunables=(("MonitorInterval", "1"), ("EventScriptTimeout", "2"), ("MonitorTimeoutCount", "2")),
-                       env=tuple(env.items()), **opts)
+                       env=tuple(env.items()), enable=("testplugin",), **opts)
     lc.wait_ok(timeout=30)
     return lc, ctl
 

@@ -74,11 +74,17 @@ class Options:
     ctdb: str | None = None  # the ctdb tool used by status/wait-ok
     plugins: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    #: event plugins enabled on every node (``[name] enabled = yes`` in ctdb.conf)
+    enable: tuple[str, ...] = ()
+    #: more ctdb.conf lines for plugin sections: (section, key, value)
+    plugin_conf: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> dict:
         d = attrs.asdict(self)
         d["tunables"] = [list(t) for t in self.tunables]
         d["env"] = [list(t) for t in self.env]
+        d["enable"] = list(self.enable)
+        d["plugin_conf"] = [list(t) for t in self.plugin_conf]
         return d
 
     @classmethod
@@ -86,6 +92,8 @@ class Options:
         d = dict(d)
         d["tunables"] = tuple(tuple(t) for t in d.get("tunables", ()))
         d["env"] = tuple(tuple(t) for t in d.get("env", ()))
+        d["enable"] = tuple(d.get("enable", ()))
+        d["plugin_conf"] = tuple(tuple(t) for t in d.get("plugin_conf", ()))
         return cls(**d)
 
 
@@ -318,7 +326,9 @@ class LocalCluster:
             d = Path(node.dir)
             for sub in ("run", "var", "db/volatile", "db/persistent", "db/state"):
                 (d / sub).mkdir(parents=True, exist_ok=True)
-            (d / "ctdb.conf").write_text(files.ctdb_conf(d, node.address, o.log_level, lock))
+            conf = files.ctdb_conf(d, node.address, o.log_level, lock)
+            conf += files.plugin_sections([*((name, "enabled", "yes") for name in o.enable), *o.plugin_conf])
+            (d / "ctdb.conf").write_text(conf)
             (d / "nodes").write_text(nodes_text)
             pub = d / "public_addresses"
             if node.public_addresses:

@@ -50,6 +50,14 @@ def ctdb_conf(node_dir: Path, address: str, log_level: str, cluster_lock: str | 
     return "\n".join(lines)
 
 
+def plugin_sections(lines) -> str:
+    """ctdb.conf sections of event plugins from (section, key, value) triples."""
+    sections: dict[str, list[str]] = {}
+    for section, key, value in lines:
+        sections.setdefault(section, []).append(f"\t{key} = {value}")
+    return "".join(f"[{name}]\n" + "\n".join(body) + "\n\n" for name, body in sections.items())
+
+
 def nodes_file(addresses: list[str]) -> str:
     return "".join(f"{a}\n" for a in addresses)
 

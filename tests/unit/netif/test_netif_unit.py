@@ -214,8 +214,9 @@ def test_plugin_does_nothing_without_public_addresses(monkeypatch):
 )
 def test_plugin_monitor_policy(monkeypatch, down, partial, expect):
     monkeypatch.setattr(A, "interface_problem", lambda iface: f"ERROR: {iface} down" if iface in down else None)
-    monkeypatch.setenv("CTDB_PARTIALLY_ONLINE_INTERFACES", partial)
-    assert plugin.ctdb_monitor(ctx=ctx_for(("eth0",), ("eth1", "eth0"))) == expect
+    ctx = attrs.evolve(ctx_for(("eth0",), ("eth1", "eth0")),
+                       settings=plugin.Settings(partially_online_interfaces=partial == "yes"))
+    assert plugin.ctdb_monitor(ctx=ctx) == expect
 
 
 def test_kill_tcp_connections_pairs_like_4_17(monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ctdbcore import hookspecs
-from ctdbcore.hookspecs import EVENTS
+from ctdbcore.hookspecs import EVENTS, OTHER_HOOKS
 from ctdbcore.plugins import make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,7 +22,7 @@ def hook_names() -> list[str]:
 
 
 def test_registry_matches_events():
-    assert hook_names() == sorted(f"ctdb_{e}" for e in EVENTS)
+    assert hook_names() == sorted([*(f"ctdb_{e}" for e in EVENTS), *OTHER_HOOKS])
 
 
 @pytest.mark.parametrize("hook", hook_names())

@@ -1,11 +1,5 @@
-"""pytest plugin shipped with ctdbcore (entry point `pytest11`).
-
-Fixtures:
-
-* ``election_sim`` -- a factory for :class:`ElectionSim`, N leader-election state
-  machines on a fake network with a fake clock and a fake cluster lock, for
-  exhaustive tests of election behaviour without processes or sockets.
-"""
+"""N leader-election state machines on a fake network with a fake clock and a fake
+cluster lock, for exhaustive tests of election behaviour without processes or sockets."""
 
 from __future__ import annotations
 
@@ -14,7 +8,6 @@ import itertools
 import random
 
 import attrs
-import pytest
 
 from ctdbcore.cluster import effects as fx
 from ctdbcore.cluster.election import Election
@@ -133,11 +126,3 @@ class ElectionSim:
             if l in self.alive:
                 return l
         return None
-
-
-
-
-@pytest.fixture
-def election_sim():
-    """Factory: ``election_sim(n, lock=True, leader_timeout=2.0, seed=0)``."""
-    return ElectionSim

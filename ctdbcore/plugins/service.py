@@ -1,0 +1,351 @@
+"""What every service plugin needs: running commands, starting and stopping a
+service, 4.17's port, directory and failure-counter checks, and stack traces.
+
+These are the Python forms of the shell helpers 4.17's scripts share
+(``$CTDB_BASE/functions``): ``service``/``nice_service``, ``ctdb_check_tcp_ports``
+(which runs ``ctdb checktcpport``), ``ctdb_check_directories``, ``ctdb_counter_*``
+and ``program_stack_traces``. Every command goes through a :class:`CommandRunner`
+(``ctx.runner`` in a hook), so tests record what a plugin would run
+(:class:`ctdbcore.testing.RecordingRunner`) instead of running it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import attrs
+
+#: What a command that cannot be started exits with, as a shell does.
+NOT_FOUND = 127
+TIMED_OUT = 124
+
+
+@attrs.frozen
+class Completed:
+    """A finished command: its argv, exit status and output."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together, as a script's captured output."""
+        return (self.stdout + self.stderr).rstrip("\n")
+
+
+class CommandRunner(Protocol):
+    """Runs one command to completion (``ctx.runner``)."""
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None,
+            input: str | None = None) -> Completed: ...
+
+
+class SubprocessRunner:
+    """The real runner: a child process, its output captured, a timeout enforced.
+
+    A missing program is exit status 127 with a "command not found" message, and a
+    timeout is 124 (coreutils ``timeout``), so a plugin handles both like any failure.
+    """
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None,
+            input: str | None = None) -> Completed:
+        args = tuple(argv)
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, input=input,
+                                  stdin=None if input is not None else subprocess.DEVNULL,
+                                  errors="replace", start_new_session=True)
+        except FileNotFoundError:
+            return Completed(args, NOT_FOUND, "", f"{args[0]}: command not found\n")
+        except PermissionError as exc:
+            return Completed(args, 126, "", f"{args[0]}: {exc.strerror}\n")
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            return Completed(args, TIMED_OUT, out, f"{args[0]}: timed out after {timeout:g} s\n")
+        return Completed(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def shell(command: str) -> tuple[str, ...]:
+    """argv that runs a configured command line through ``sh -c``, as 4.17's
+    ``service_start_cmd`` lines are run."""
+    return ("/bin/sh", "-c", command)
+
+
+def missing_program(program: str, package: str) -> str | None:
+    """None if ``program`` is installed, else one clear line naming the package."""
+    if os.path.isabs(program):
+        if os.access(program, os.X_OK):
+            return None
+    elif shutil.which(program) is not None:
+        return None
+    return f"ERROR: {program} is not installed (apt-get install {package})"
+
+
+InitStyle = Literal["systemd", "sysv", "service"]
+
+
+def init_style(init_dir: str = "/etc/init.d") -> InitStyle:
+    """How services are started here: systemd when it is PID 1 (``/run/systemd/system``,
+    the test sd_booted() makes), else SysV scripts, else the ``service`` command."""
+    if os.path.isdir("/run/systemd/system"):
+        return "systemd"
+    if os.path.isdir(init_dir):
+        return "sysv"
+    return "service"
+
+
+@attrs.define
+class Service:
+    """Start, stop and restart one system service.
+
+    :ivar unit: the service's name for the init system (``smbd``, ``apache2``).
+    :ivar start_cmd: if set, a shell command line that starts it, used instead of the
+        init system (the plugins' ``start command`` settings; the tests use them).
+    :ivar stop_cmd: likewise for stopping.
+    :ivar runner: what runs the commands.
+    :ivar nice: start it with ``nice`` (4.17's ``nice_service``).
+    """
+
+    unit: str
+    runner: CommandRunner = attrs.field(factory=SubprocessRunner)
+    start_cmd: str | None = None
+    stop_cmd: str | None = None
+    nice: bool = False
+    init_dir: str = "/etc/init.d"
+
+    def _init_argv(self, action: str) -> tuple[str, ...]:
+        style = init_style(self.init_dir)
+        if style == "systemd":
+            return ("systemctl", action, self.unit)
+        script = os.path.join(self.init_dir, self.unit)
+        if style == "sysv" and os.path.exists(script):
+            return (script, action)
+        return ("service", self.unit, action)
+
+    def _argv(self, action: Literal["start", "stop"]) -> tuple[str, ...]:
+        explicit = self.start_cmd if action == "start" else self.stop_cmd
+        argv = shell(explicit) if explicit else self._init_argv(action)
+        if action == "start" and self.nice:
+            argv = ("nice", *argv)
+        return argv
+
+    def start(self, timeout: float | None = 30) -> Completed:
+        return self.runner.run(self._argv("start"), timeout=timeout)
+
+    def stop(self, timeout: float | None = 30) -> Completed:
+        return self.runner.run(self._argv("stop"), timeout=timeout)
+
+    def restart(self, timeout: float | None = 30) -> Completed:
+        """Stop, then start (the result of the start; a failed stop is not fatal,
+        as 4.17's ``service X restart`` of a dead service still starts it)."""
+        self.stop(timeout)
+        return self.start(timeout)
+
+
+def tcp_port_listening(port: int) -> bool:
+    """4.17's ``ctdb checktcpport``: something listens on TCP ``port`` if
+    ``0.0.0.0:port`` cannot be bound (EADDRINUSE). In this process's network
+    namespace, which for a plugin is its node's."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # TIME_WAIT leftovers must not look like a listener.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port & 0xFFFF))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def check_tcp_ports(service_name: str, ports: Iterable[int]) -> str | None:
+    """``ctdb_check_tcp_ports``: None if every port has a listener, else 4.17's
+    message for the first that has none."""
+    ports = list(ports)
+    if not ports:
+        return "INTERNAL ERROR: ctdb_check_tcp_ports - no ports specified"
+    for port in ports:
+        if not tcp_port_listening(port):
+            return f"{service_name} not listening on TCP port {port}"
+    return None
+
+
+def check_directories(service_name: str, paths: Iterable[str]) -> str | None:
+    """``ctdb_check_directories``: every path must be a directory; paths with a
+    ``%`` (Samba substitutions) are skipped."""
+    for path in paths:
+        if "%" in path:
+            continue
+        if not os.path.isdir(os.path.join(path, ".")):
+            return f'ERROR: {service_name} directory "{path}" not available'
+    return None
+
+
+class FailureCounter:
+    """4.17's ``ctdb_counter_*``: a per-plugin count of consecutive failures, kept
+    in the plugin's state directory (one newline per failure, 4.17's format) so it
+    survives a restart of ctdbd as a script's counter does."""
+
+    def __init__(self, state_dir: str | os.PathLike[str], name: str = "") -> None:
+        self.path = Path(state_dir) / (f"{name}.failcount" if name else "failcount")
+
+    def get(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def incr(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="ascii") as f:
+            f.write("\n")
+        return self.get()
+
+    def reset(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_bytes(b"")
+
+
+@attrs.frozen
+class FailureVerdict:
+    """What to do after a failed check: warn, restart the service, mark unhealthy."""
+
+    count: int
+    restart: bool
+    unhealthy: bool
+
+
+def judge_failure(count: int, *, restart_every: int = 0, unhealthy_after: int = 1) -> FailureVerdict:
+    """The rule of 4.17's ``nfs-checks.d`` (and, with their numbers, 40.vsftpd and
+    41.httpd): restart every ``restart_every`` failures, unhealthy from the
+    ``unhealthy_after``-th (0 = never)."""
+    restart = restart_every > 0 and count % restart_every == 0
+    unhealthy = unhealthy_after > 0 and count >= unhealthy_after
+    return FailureVerdict(count=count, restart=restart, unhealthy=unhealthy)
+
+
+def pids_of(program: str, proc: str = "/proc") -> list[int]:
+    """Pids whose command name is ``program`` (``pidof``), ascending."""
+    want = os.path.basename(program)[:15]  # the kernel keeps 15 characters of comm
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "comm"), encoding="utf-8", errors="replace") as f:
+                if f.read().rstrip("\n") == want:
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def kill_all(program: str, sig: int = signal.SIGKILL) -> list[int]:
+    """``killall -9 PROGRAM``: signal every process of that name; the pids signalled."""
+    hit = []
+    for pid in pids_of(program):
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, sig)
+            hit.append(pid)
+        except ProcessLookupError:
+            pass
+    return hit
+
+
+def stack_traces(program: str, max_count: int = 1, proc: str = "/proc") -> str:
+    """``program_stack_traces``: up to ``max_count`` kernel stacks of processes named
+    ``program`` (for the log of a service that will not stop)."""
+    out = []
+    for pid in pids_of(program, proc):
+        if len(out) >= max_count:
+            break
+        try:
+            stack = Path(proc, str(pid), "stack").read_text(errors="replace")
+        except OSError:
+            continue
+        if stack:
+            out.append(f"Stack trace for {program}[{pid}]:\n{stack.rstrip()}")
+    return "\n".join(out)
+
+
+def read_pidfile(path: str | os.PathLike[str]) -> int | None:
+    """The pid in a daemon's pid file, if the file exists and the process lives."""
+    try:
+        pid = int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def split_words(value: str) -> tuple[str, ...]:
+    """A shell-style list setting (``CTDB_SAMBA_CHECK_PORTS="445 139"``)."""
+    return tuple(shlex.split(value))
+
+
+def parse_ports(value: str) -> tuple[int, ...]:
+    """A list of TCP ports, space or comma separated."""
+    ports = []
+    for word in value.replace(",", " ").split():
+        if not word.isdigit() or not 0 < int(word) < 65536:
+            raise ValueError(f"invalid TCP port {word!r}")
+        ports.append(int(word))
+    return tuple(ports)
+
+
+async def wait_for_exit(pid: int) -> None:
+    """Return when process ``pid`` exits (at once if it is gone), through a pidfd:
+    no polling, and no confusion with a later process that reuses the pid."""
+    import anyio
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await anyio.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
+async def wait_until_unresponsive(host: str, port: int, *, interval: float = 1.0,
+                                  timeout: float = 2.0, failures: int = 2) -> str:
+    """Return a reason once ``host:port`` has refused or not accepted a TCP
+    connection ``failures`` times in a row (a hung or dead service), probing every
+    ``interval`` seconds."""
+    import anyio
+
+    missed = 0
+    while True:
+        try:
+            with anyio.fail_after(timeout):
+                stream = await anyio.connect_tcp(host, port)
+            await stream.aclose()
+            missed = 0
+        except (OSError, TimeoutError) as exc:
+            missed += 1
+            if missed >= failures:
+                what = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+                return f"TCP port {port} on {host}: {what} ({missed} probes in a row)"
+        await anyio.sleep(interval)

@@ -1,0 +1,136 @@
+"""The service helpers of ctdbcore.plugins.service, against 4.17's shell functions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ctdbcore.plugins import service
+from ctdbcore.testing import RecordingRunner
+
+
+@pytest.fixture
+def listener():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield s.getsockname()[1]
+    s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_port_checks(listener):
+    port = free_port()
+    assert service.tcp_port_listening(listener) and not service.tcp_port_listening(port)
+    assert service.check_tcp_ports("samba", [listener]) is None
+    assert service.check_tcp_ports("samba", [listener, port]) == f"samba not listening on TCP port {port}"
+    assert "no ports specified" in service.check_tcp_ports("samba", [])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/ctdb"), reason="Debian's ctdb tool is not installed")
+def test_ctdb_checktcpport_as_debian_tool(listener):
+    ours = os.path.join(os.path.dirname(sys.executable), "ctdb")
+    for port in (str(listener), str(free_port()), "abc"):
+        theirs = subprocess.run(["/usr/bin/ctdb", "checktcpport", port], capture_output=True, text=True)
+        mine = subprocess.run([ours, "checktcpport", port], capture_output=True, text=True)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_check_directories(tmp_path):
+    assert service.check_directories("samba", [str(tmp_path), "/srv/%U"]) is None
+    assert service.check_directories("samba", [str(tmp_path / "gone")]) == \
+        f'ERROR: samba directory "{tmp_path / "gone"}" not available'
+
+
+def test_failure_counter_is_4_17s_file(tmp_path):
+    c = service.FailureCounter(tmp_path)
+    assert c.get() == 0 and c.incr() == 1 and c.incr() == 2
+    assert (tmp_path / "failcount").read_text() == "\n\n"  # unary, as ctdb_counter_incr
+    c.reset()
+    assert c.get() == 0
+
+
+@pytest.mark.parametrize(("count", "restart", "unhealthy"), [(1, False, False), (2, True, False), (4, True, False),
+                                                              (5, False, True), (6, True, True)])
+def test_judge_failure_like_nfs_checks(count, restart, unhealthy):
+    v = service.judge_failure(count, restart_every=2, unhealthy_after=5)
+    assert (v.restart, v.unhealthy) == (restart, unhealthy)
+
+
+def test_service_commands_prefer_settings_then_init_system(tmp_path, monkeypatch):
+    runner = RecordingRunner()
+    svc = service.Service("vsftpd", runner=runner, start_cmd="ip netns exec n0 vsftpd /x.conf", nice=True)
+    svc.start()
+    assert runner.calls[0] == ("nice", "/bin/sh", "-c", "ip netns exec n0 vsftpd /x.conf")
+    monkeypatch.setattr(service, "init_style", lambda init_dir="/etc/init.d": "systemd")
+    svc.stop()
+    assert runner.calls[1] == ("systemctl", "stop", "vsftpd")
+    (tmp_path / "apache2").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(service, "init_style", lambda init_dir="/etc/init.d": "sysv")
+    service.Service("apache2", runner=runner, init_dir=str(tmp_path)).restart()
+    assert runner.calls[-2:] == [(str(tmp_path / "apache2"), "stop"), (str(tmp_path / "apache2"), "start")]
+
+
+def test_subprocess_runner_failures_are_statuses():
+    r = service.SubprocessRunner()
+    assert r.run(["/nonexistent/prog"]).returncode == service.NOT_FOUND
+    done = r.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (done.returncode, done.output) == (3, "out\nerr")
+    assert r.run(["sleep", "5"], timeout=0.2).returncode == service.TIMED_OUT
+
+
+def test_missing_program_names_the_package():
+    assert service.missing_program("sh", "dash") is None
+    assert service.missing_program("/usr/sbin/nosuchd", "nosuch") == \
+        "ERROR: /usr/sbin/nosuchd is not installed (apt-get install nosuch)"
+
+
+def test_pids_kill_and_stack_traces():
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        assert p.pid in service.pids_of("sleep")
+        trace = service.stack_traces("sleep", 5)
+        assert f"Stack trace for sleep[{p.pid}]:" in trace or not os.path.exists(f"/proc/{p.pid}/stack")
+        assert p.pid in service.kill_all("sleep", signal.SIGTERM)
+        assert p.wait(5) == -signal.SIGTERM
+    finally:
+        p.kill()
+
+
+def test_read_pidfile(tmp_path):
+    f = tmp_path / "x.pid"
+    assert service.read_pidfile(f) is None
+    f.write_text(f"{os.getpid()}\n")
+    assert service.read_pidfile(f) == os.getpid()
+    f.write_text("garbage")
+    assert service.read_pidfile(f) is None
+
+
+@pytest.mark.anyio
+async def test_wait_for_exit_and_unresponsive(listener):
+    import anyio
+
+    p = subprocess.Popen(["sleep", "0.3"])
+    t0 = time.monotonic()
+    with anyio.fail_after(5):
+        await service.wait_for_exit(p.pid)
+    assert time.monotonic() - t0 < 3
+    p.wait()
+    with anyio.fail_after(5):
+        reason = await service.wait_until_unresponsive("127.0.0.1", free_port(), interval=0.05)
+    assert "probes in a row" in reason
+    with anyio.move_on_after(0.5) as scope:
+        await service.wait_until_unresponsive("127.0.0.1", listener, interval=0.05)
+    assert scope.cancelled_caught  # a listening port keeps it waiting
