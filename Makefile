@@ -8,7 +8,7 @@ APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
 	@# samba's packages would start system-wide smbd/nmbd (nmbd broadcasts on every
 	@# interface): a policy-rc.d that refuses service starts is in place for the install.
 	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/
 		if [ -n "$$ownpolicy" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e contrib/localcluster -e contrib/example_plugin
+	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e plugins/samba -e contrib/localcluster -e contrib/example_plugin
 	touch $@
 
 # A 3-node cluster in network namespaces; it stays up until `make demo-down`.

@@ -36,7 +36,7 @@ WATCH_HOOK = "ctdb_watch"
 
 class EventHost:
     def __init__(self, pm, *, tunables, run_dir: str, pnn: int, config, logger: logging.Logger,
-                 events_dir: str | None = None, var_dir: str | None = None,
+                 events_dir: str | None = None, script_vardir: str | None = None,
                  configured: Mapping[str, tuple[bool, str]] | None = None) -> None:
         """
         :param events_dir: ``$CTDB_BASE/events/legacy`` (the enable state files);
@@ -48,7 +48,7 @@ class EventHost:
         self.log = logger
         settings = {name: s.values for name, s in (getattr(config, "plugin_settings", None) or {}).items()}
         self.ctx = EventContext(pnn=pnn, event="init", config=config, logger=logger.getChild("plugins"),
-                                rundir=run_dir, vardir=var_dir or run_dir, all_settings=settings,
+                                rundir=run_dir, script_vardir=script_vardir or run_dir, all_settings=settings,
                                 reporter=self.report_failure)
         self.store = EventStatusStore.in_rundir(run_dir)
         self.health = MonitorHealth(
@@ -63,6 +63,7 @@ class EventHost:
         self._on_change: Callable[[HealthChange], None] | None = None
         self._watching: dict[str, anyio.CancelScope] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        self._stopping = False
 
     # ------------------------------------------------------------ enablement
     def plugins(self) -> dict[str, Any]:
@@ -79,6 +80,11 @@ class EventHost:
 
     # ------------------------------------------------------------ event runs
     async def run_full(self, event: str, **args) -> EventRun:
+        if event == "shutdown":
+            # The shutdown event stops the services on purpose: that is no failure.
+            self._stopping = True
+            for scope in self._watching.values():
+                scope.cancel()
         async with self._lock:
             disabled = await anyio.to_thread.run_sync(self.disabled)
             run = await run_event(
@@ -117,7 +123,7 @@ class EventHost:
             anyio.from_thread.run_sync(self._apply_report, plugin, reason, token=self._token)
 
     def _apply_report(self, plugin: str, reason: str) -> None:
-        if plugin in self.disabled():
+        if self._stopping or plugin in self.disabled():
             return
         self.log.error("plugin %s reports its service failed: %s", plugin, reason)
         now = time.time()
@@ -135,7 +141,7 @@ class EventHost:
 
     # ------------------------------------------------------------ watchers
     def _ensure_watchers(self) -> None:
-        if self._tg is None:
+        if self._tg is None or self._stopping:
             return
         disabled = self.disabled()
         for name, scope in list(self._watching.items()):

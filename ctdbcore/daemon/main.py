@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ctdbd: {e}", file=sys.stderr)
             return 1
     events = EventHost(pm, tunables=config.tunables, run_dir=run_dir, pnn=pnn, config=config, logger=logger,
-                       events_dir=paths.etc("events/legacy"), var_dir=paths.var_dir,
+                       events_dir=paths.etc("events/legacy"),
+                       script_vardir=os.environ.get("CTDB_SCRIPT_VARDIR") or os.path.join(paths.var_dir, "scripts"),
                        configured=_configured_enablement(config))
     try:
         from ctdbcore.plugins.enablement import write_configured

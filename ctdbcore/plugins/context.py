@@ -28,7 +28,8 @@ class EventContext:
         (``ctdb.plugins.<name>``).
     :ivar rundir: the node's run directory (``/run/ctdb``, or ``$CTDB_BASE/run`` with
         ``CTDB_TEST_MODE``).
-    :ivar vardir: the node's var directory (``/var/lib/ctdb``); :attr:`state_dir` is below it.
+    :ivar script_vardir: where plugins keep state, 4.17's ``$CTDB_SCRIPT_VARDIR``
+        (``<var dir>/scripts``, or that environment variable); :attr:`state_dir` is below it.
     :ivar plugin: the plugin being called (None outside a plugin's call).
     :ivar settings: that plugin's typed settings, an instance of its ``CTDB_SETTINGS``
         class filled from the configuration files (None if it declares none).
@@ -41,7 +42,7 @@ class EventContext:
     config: Any = None
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("ctdb.plugins"))
     rundir: Path = attrs.field(default=Path("/run/ctdb"), converter=Path)
-    vardir: Path = attrs.field(default=Path("/var/lib/ctdb"), converter=Path)
+    script_vardir: Path = attrs.field(default=Path("/var/lib/ctdb/scripts"), converter=Path)
     plugin: str | None = None
     settings: Any = None
     runner: CommandRunner = attrs.field(factory=SubprocessRunner)
@@ -52,9 +53,9 @@ class EventContext:
 
     @property
     def state_dir(self) -> Path:
-        """The plugin's own state directory, ``<vardir>/scripts/<plugin>`` (4.17:
+        """The plugin's own state directory, ``<script_vardir>/<plugin>`` (4.17:
         ``$CTDB_SCRIPT_VARDIR/<name>``): failure counters, caches. Created on use."""
-        path = self.vardir / "scripts" / (self.plugin or "_")
+        path = self.script_vardir / (self.plugin or "_")
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -55,6 +55,8 @@ BUILTIN_PLUGINS: dict[str, tuple[tuple[str, str], ...]] = {GROUP_SERVICES: ()}
 #: Distribution to suggest in "is the plugin installed?" errors, per (group, name).
 KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
     (GROUP_SERVICES, "example"): "ctdb-example-plugin",
+    (GROUP_SERVICES, "samba"): "ctdb-samba",
+    (GROUP_SERVICES, "netbios"): "ctdb-samba",
     ("ctdb.ipalloc", "lcp2"): "ctdb-ipalloc",
     ("ctdb.ipalloc", "deterministic"): "ctdb-ipalloc",
     ("ctdb.ipalloc", "nondeterministic"): "ctdb-ipalloc",

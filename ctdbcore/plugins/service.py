@@ -238,26 +238,43 @@ def judge_failure(count: int, *, restart_every: int = 0, unhealthy_after: int = 
     return FailureVerdict(count=count, restart=restart, unhealthy=unhealthy)
 
 
-def pids_of(program: str, proc: str = "/proc") -> list[int]:
-    """Pids whose command name is ``program`` (``pidof``), ascending."""
+def _netns(pid: int | str, proc: str) -> str | None:
+    try:
+        return os.readlink(os.path.join(proc, str(pid), "ns", "net"))
+    except OSError:
+        return None
+
+
+def pids_of(program: str, proc: str = "/proc", *, same_netns: bool = False) -> list[int]:
+    """Pids whose command name is ``program`` (``pidof``), ascending; with
+    ``same_netns`` only those in this process's network namespace."""
     want = os.path.basename(program)[:15]  # the kernel keeps 15 characters of comm
+    own = _netns("self", proc) if same_netns else None
     found = []
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
         try:
             with open(os.path.join(proc, entry, "comm"), encoding="utf-8", errors="replace") as f:
-                if f.read().rstrip("\n") == want:
-                    found.append(int(entry))
+                if f.read().rstrip("\n") != want:
+                    continue
         except OSError:
             continue
+        if same_netns and _netns(entry, proc) != own:
+            continue
+        found.append(int(entry))
     return sorted(found)
 
 
-def kill_all(program: str, sig: int = signal.SIGKILL) -> list[int]:
-    """``killall -9 PROGRAM``: signal every process of that name; the pids signalled."""
+def kill_all(program: str, sig: int = signal.SIGKILL, *, same_netns: bool = True) -> list[int]:
+    """``killall -9 PROGRAM``: signal every process of that name; the pids signalled.
+
+    Only those in this node's network namespace by default: on a real node that is
+    every one (as 4.17's killall), and where several nodes share one machine (the
+    namespace cluster of the tests, containers) another node's daemons are left alone.
+    """
     hit = []
-    for pid in pids_of(program):
+    for pid in pids_of(program, same_netns=same_netns):
         if pid == os.getpid():
             continue
         try:

@@ -145,7 +145,7 @@ class PluginHarness:
             raise ConfigErrors(errors)
         self.settings = loaded.values
         self.ctx = EventContext(pnn=pnn, event="init", config=config, logger=logging.getLogger("ctdb.plugins"),
-                                rundir=self.base / "run", vardir=self.base / "var",
+                                rundir=self.base / "run", script_vardir=self.base / "var" / "scripts",
                                 all_settings={name: loaded.values}, runner=self.runner,
                                 reporter=lambda plugin, reason: self.reports.append((plugin, reason)))
 

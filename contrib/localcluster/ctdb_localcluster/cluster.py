@@ -375,10 +375,11 @@ class LocalCluster:
         env["CTDB_BASE"] = node.dir
         env["CTDB_SOCKET"] = self.socket(pnn)
         env["CTDB_NODES_FILE"] = self.nodes_file()
+        # Event scripts and plugins keep state here (default /var/lib/ctdb/scripts,
+        # which the nodes of one machine would share).
+        env["CTDB_SCRIPT_VARDIR"] = str(Path(node.dir) / "var" / "scripts")
         if self.options.impl == "real":
             env["CTDB_TEST_MODE"] = "yes"
-            # Debian's event scripts keep state here (default /var/lib/ctdb/scripts, shared).
-            env["CTDB_SCRIPT_VARDIR"] = str(Path(node.dir) / "var" / "scripts")
         env.update(dict(self.options.env))
         return env
 

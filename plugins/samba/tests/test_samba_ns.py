@@ -1,0 +1,190 @@
+"""The samba plugin with Debian's real smbd in every node of a namespace cluster.
+
+smbd is started by the plugin's startup event (its start command: ctdbd's child, so it
+runs in the node's network namespace) and serves one shared directory; smbclient in
+the client namespace puts and gets a file through a public address. Killing smbd on
+the address's holder makes that node UNHEALTHY at once (the plugin's watcher), the
+address moves to a healthy node, and the same client command is served again through
+the same address."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ctdb_localcluster import netns
+from ctdb_localcluster.cluster import LocalCluster
+from ctdb_localcluster.samba import client_conf, smb_conf
+from ctdbcore.plugins import service
+
+SMBD = "/usr/sbin/smbd"
+SMBCLIENT = "/usr/bin/smbclient"
+USER = "root%ctdb-py-secret"
+PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.netns,
+              pytest.mark.skipif(not os.path.exists(SMBD), reason="Debian's samba (/usr/sbin/smbd) is not installed")]
+
+
+class _Sockets:
+    """What smb_conf needs of a cluster before it is up: each node's socket path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def socket(self, pnn: int) -> str:
+        return str(self.root / f"node{pnn}" / "run" / "ctdbd.socket")
+
+    def address(self, pnn: int) -> str:  # pragma: no cover - own_address=False
+        raise AssertionError
+
+
+def kill_leftovers(root: Path) -> None:
+    """SIGKILL every process whose command line names a path under root (the smbds)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(root).encode() in cmdline and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def samba_cluster_options(root: Path, share: Path, n: int = 3) -> dict:
+    """Write each node's smb.conf under its CTDB_BASE and return LocalCluster.up()
+    options that enable the samba plugin with smbd started from there."""
+    for p in range(n):
+        smb_conf(root / f"node{p}" / "samba", _Sockets(root), p, share, port=445, own_address=False)
+    conf = "$CTDB_BASE/samba/smb.conf"
+    return dict(
+        enable=("samba",),
+        plugin_conf=(
+            ("samba", "smb conf", conf),
+            ("samba", "start command", f"{SMBD} -D -s {conf}"),
+            ("samba", "stop command", "kill $(cat $CTDB_BASE/samba/pid/smbd*.pid 2>/dev/null) 2>/dev/null; true"),
+        ),
+        tunables=(("MonitorInterval", "5"),),
+    )
+
+
+@pytest.fixture
+def samba_cluster(tmp_path):
+    reason = netns.available()
+    if reason is not None:
+        pytest.skip(f"namespace cluster: {reason}")
+    root = tmp_path / "cluster"
+    share = tmp_path / "share"
+    share.mkdir()
+    lc = LocalCluster(root, f"smbpl{os.getpid() % 100000}", cleanup_at_exit=True)
+    try:
+        lc.up(n=3, **samba_cluster_options(root, share))
+        yield lc, root, tmp_path
+    finally:
+        lc.down()
+        kill_leftovers(root)
+
+
+def ctdb(lc, pnn, *args):
+    return lc.run(pnn, "ctdb", *args, timeout=30).stdout
+
+
+def holders(lc) -> dict[str, int]:
+    for p in range(3):
+        if lc.running(p):
+            rows = [ln.strip("|").split("|") for ln in ctdb(lc, p, "-X", "ip").splitlines()[1:] if ln]
+            return {r[0]: int(r[1]) for r in rows}
+    return {}
+
+
+def unhealthy(lc, pnn) -> bool:
+    return any(r["Unhealthy"] == "1" for r in lc.status_table(0) if int(r["Node"]) == pnn)
+
+
+def smbclient(lc, cconf, work, ip, commands):
+    r = lc.client(SMBCLIENT, f"//{ip}/share", "-p", "445", "-U", USER, "-s", str(cconf),
+                  "-c", f"lcd {work}; {commands}", check=False, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_killed_smbd_moves_its_address_and_the_client_is_served_again(samba_cluster):
+    lc, root, tmp = samba_cluster
+    lc.wait_ok(timeout=120)  # every node healthy: the plugin started smbd and its monitor passed
+    name, password = USER.split("%")
+    r = lc.run(0, "smbpasswd", "-c", str(root / "node0" / "samba" / "smb.conf"), "-a", "-s", name,
+               input=f"{password}\n" * 2, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lc.wait(lambda: sorted(holders(lc).get(ip, -1) for ip in PUBLIC) == [0, 1, 2], timeout=60)
+    ip = PUBLIC[0]
+    victim = holders(lc)[ip]
+    cconf = client_conf(tmp / "client")
+    work = tmp / "work"
+    work.mkdir()
+    (work / "before.txt").write_text("written before smbd died\n")
+    code, out = smbclient(lc, cconf, work, ip, "put before.txt")
+    assert code == 0, out
+
+    pidfile = next((root / f"node{victim}" / "samba" / "pid").glob("smbd*.pid"))
+    pid = service.read_pidfile(pidfile)
+    assert pid is not None
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    lc.wait(lambda: unhealthy(lc, victim), timeout=30, interval=0.05)
+    t_unhealthy = time.monotonic()
+    lc.wait(lambda: holders(lc).get(ip) not in (None, victim), timeout=30, interval=0.05)
+    t_moved = time.monotonic()
+    (work / "before.txt").unlink()
+
+    def served() -> bool:
+        return smbclient(lc, cconf, work, ip, "get before.txt")[0] == 0
+    lc.wait(served, timeout=60, interval=0.1)
+    t_served = time.monotonic()
+    print(f"\nsmbd SIGKILL on node {victim}: UNHEALTHY after {t_unhealthy - t0:.2f} s, "
+          f"{ip} moved after {t_moved - t0:.2f} s, client served again after {t_served - t0:.2f} s")
+    assert (work / "before.txt").read_text() == "written before smbd died\n"
+    # the watcher, not a monitor event, made the node unhealthy (a later monitor event
+    # then records "not listening" in scriptstatus)
+    log = (root / f"node{victim}" / "log.ctdb").read_text(errors="replace")
+    assert f"plugin samba reports its service failed: ERROR: smbd (pid {pid}) exited" in log
+    status = ctdb(lc, victim, "scriptstatus")
+    assert "samba                ERROR" in status, status
+    assert t_moved - t0 < 15
+
+    # 4.17's 50.samba does not restart smbd: the administrator does; the next monitor
+    # event finds it healthy and the addresses rebalance
+    r = lc.run(victim, "sh", "-c", f"{SMBD} -D -s {root / f'node{victim}' / 'samba' / 'smb.conf'}", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lc.wait(lambda: not unhealthy(lc, victim), timeout=60)
+    lc.wait(lambda: sorted(holders(lc).get(i, -1) for i in PUBLIC) == [0, 1, 2], timeout=60)
+
+
+def test_disabled_plugin_does_nothing_and_event_script_commands(samba_cluster):
+    lc, root, _tmp = samba_cluster
+    lc.wait_ok(timeout=120)
+    out = lc.run(1, "ctdb", "event", "script", "list", "legacy").stdout
+    assert "* 50.samba\n" in out and "* 10.interface\n" in out
+    assert lc.run(1, "ctdb", "event", "script", "disable", "legacy", "50.samba").returncode == 0
+    assert "  50.samba\n" in lc.run(1, "ctdb", "event", "script", "list", "legacy").stdout
+    pid = service.read_pidfile(next((root / "node1" / "samba" / "pid").glob("smbd*.pid")))
+    os.kill(pid, signal.SIGKILL)  # a disabled plugin neither watches nor monitors smbd
+
+    def disabled_in_status() -> bool:
+        return "samba                DISABLED" in ctdb(lc, 1, "scriptstatus")
+    lc.wait(disabled_in_status, timeout=30)
+    time.sleep(2)
+    assert not unhealthy(lc, 1)
+    # the state lasts across a restart of ctdbd
+    lc.kill(1)
+    lc.start(1)
+    lc.wait(lambda: lc.running(1) and not unhealthy(lc, 1), timeout=60)
+    assert "  50.samba\n" in lc.run(1, "ctdb", "event", "script", "list", "legacy").stdout
+    assert not list((root / "node1" / "samba" / "pid").glob("smbd*.pid")) or \
+        service.read_pidfile(next((root / "node1" / "samba" / "pid").glob("smbd*.pid"))) is None
