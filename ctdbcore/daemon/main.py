@@ -31,21 +31,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list_plugins(as_json: bool) -> int:
+    """``ctdbd --plugins``: every installed plugin; for event plugins, whether this
+    node runs them (ENABLED) and their 4.17 script name."""
+    from ctdbcore.config.paths import default_paths
+    from ctdbcore.plugins.enablement import EnableState, decide, read_configured
     from ctdbcore.plugins.manager import list_plugins, make_plugin_manager
 
-    pm = make_plugin_manager(groups=("ctdb.services", "ctdb.transport", "ctdb.cluster_mutex", "ctdb.ipalloc"))
-    infos = list_plugins(pm, groups=("ctdb.services", "ctdb.transport", "ctdb.cluster_mutex", "ctdb.ipalloc"))
+    groups = ("ctdb.services", "ctdb.transport", "ctdb.cluster_mutex", "ctdb.ipalloc")
+    pm = make_plugin_manager(groups=groups)
+    infos = list_plugins(pm, groups=groups)
+    paths = default_paths(os.environ)
+    run_dir = os.path.dirname(os.environ.get("CTDB_SOCKET") or paths.socket)
+    try:
+        node = decide(_service_plugins(pm), EnableState(paths.etc("events/legacy")).read_all(),
+                      read_configured(run_dir))
+    except ValueError:
+        node = {}
     if as_json:
         from ctdbcore.config.model import make_converter
 
-        print(json.dumps(make_converter().unstructure(infos), indent=2))
+        rows = make_converter().unstructure(infos)
+        for row in rows:
+            e = node.get(row["name"]) if row["kind"] == "ctdb.services" else None
+            if e is not None:
+                row.update(script=e.script, enabled_on_node=e.enabled, decided_by=e.source)
+        print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'NAME':<16} {'KIND':<20} {'DISTRIBUTION':<28} {'VERSION':<10} {'ENABLED':<8} HOOKS")
+    print(f"{'NAME':<16} {'KIND':<20} {'DISTRIBUTION':<28} {'VERSION':<10} {'ENABLED':<8} {'SCRIPT':<16} HOOKS")
     for i in infos:
         dist = i.distribution or "-"
         hooks = ",".join(h.removeprefix("ctdb_") for h in i.hooks) or "-"
-        enabled = "yes" if i.enabled else "no"
-        print(f"{i.name:<16} {i.kind:<20} {dist:<28} {(i.version or '-'):<10} {enabled:<8} {hooks}")
+        e = node.get(i.name) if i.kind == "ctdb.services" else None
+        if not i.enabled:
+            enabled = "no"
+        elif e is not None:
+            enabled = "yes" if e.enabled else "no"
+        else:
+            enabled = "yes"
+        script = e.script if e is not None else "-"
+        print(f"{i.name:<16} {i.kind:<20} {dist:<28} {(i.version or '-'):<10} {enabled:<8} {script:<16} {hooks}")
         if i.error:
             print(f"{'':<16} error: {i.error}")
     return 0

@@ -1,17 +1,26 @@
-"""`make demo`: a 3-node cluster in network namespaces that a newcomer can watch.
+"""`make demo`: a 3-node clustered NAS in network namespaces that a newcomer can watch.
 
-It brings the cluster up, shows `ctdb status`, kills the leader and shows a new
-one taking over, restarts the dead node and shows it rejoining, then leaves the
-cluster running and says how to poke at it and how to tear it down.
+It brings the cluster up with Samba managed by ctdbd on every node (the samba plugin
+starts Debian's smbd in each node's namespace, all exporting one shared directory),
+puts and reads a file with smbclient through a public address, kills smbd on that
+address's holder and shows the node going UNHEALTHY, the address moving and the same
+client command served again through the same address; then kills a node's ctdbd and
+shows a client's TCP connection reset and reconnected, restarts the node and shows it
+rejoining, and leaves the cluster running, saying how to poke at it and tear it down.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 import time
 
+from pathlib import Path
+
+from ctdb_localcluster import samba
 from ctdb_localcluster.cluster import DEFAULT_NAME, DEFAULT_ROOT, LocalCluster
 
 
@@ -47,6 +56,62 @@ def _ip_holder(lc: LocalCluster, pnn: int, ip: str) -> int:
     return -1
 
 
+def _smbclient(lc: LocalCluster, cconf: Path, work: Path, ip: str, commands: str) -> tuple[int, str]:
+    r = lc.client("smbclient", f"//{ip}/share", "-p", "445", "-U", samba.USER, "-s", str(cconf),
+                  "-c", f"lcd {work}; {commands}", check=False, timeout=60)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def _unhealthy(lc: LocalCluster, pnn: int, via: int) -> bool:
+    return any(r["Unhealthy"] == "1" for r in lc.status_table(via) if int(r["Node"]) == pnn)
+
+
+def _smb_failover(lc: LocalCluster, root: Path, nodes: list[int]) -> None:
+    name, password = samba.USER.split("%")
+    lc.run(0, "smbpasswd", "-c", str(samba.node_smb_conf(root, 0)), "-a", "-s", name,
+           input=f"{password}\n" * 2, check=True)
+    ip = sorted(_ips(lc))[0]
+    holder = _ip_holder(lc, 0, ip)
+    work = root / "client-work"
+    work.mkdir(exist_ok=True)
+    cconf = samba.client_conf(root / "client-conf")
+    (work / "hello.txt").write_text("hello from the clustered NAS\n")
+    _say(f"smbclient in {lc.client_ns}: put and get a file through {ip} (node {holder}'s smbd)")
+    code, out = _smbclient(lc, cconf, work, ip, "put hello.txt; get hello.txt hello-back.txt")
+    print(out)
+    if code != 0:
+        raise SystemExit("demo: smbclient failed")
+    print(f"read back: {(work / 'hello-back.txt').read_text().strip()!r}")
+
+    pid = samba.smbd_pid(root, holder)
+    other = next(p for p in nodes if p != holder)
+    _say(f"Killing smbd (pid {pid}) on node {holder} with SIGKILL")
+    t_kill = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    took = _wait(lambda: _unhealthy(lc, holder, other), 30)
+    print(f"node {holder} is UNHEALTHY {time.monotonic() - t_kill:.2f} s after the kill")
+    print(_ctdb(lc, holder, "scriptstatus"), end="")
+    took = _wait(lambda: _ip_holder(lc, other, ip) not in (-1, holder), 30)
+    print(f"{ip} is held by node {_ip_holder(lc, other, ip)} {time.monotonic() - t_kill:.2f} s after the kill")
+    (work / "hello-back.txt").unlink()
+    _wait(lambda: _smbclient(lc, cconf, work, ip, "get hello.txt hello-back.txt")[0] == 0, 60)
+    print(f"the same smbclient command through {ip} was served again {time.monotonic() - t_kill:.2f} s "
+          f"after the kill: {(work / 'hello-back.txt').read_text().strip()!r}")
+    print(_ctdb(lc, other, "status"), end="")
+
+    _say(f"Starting smbd on node {holder} again (4.17 leaves that to the administrator, and so do we)")
+    t_start = time.monotonic()
+    lc.run(holder, "sh", "-c", f"smbd -D -s {samba.node_smb_conf(root, holder)}", check=True)
+    _wait(lambda: not _unhealthy(lc, holder, other), 60)
+    print(f"node {holder} is healthy again {time.monotonic() - t_start:.2f} s later (its next monitor event)")
+    _wait(lambda: _ip_holder(lc, other, ip) == holder or len({_ip_holder(lc, other, i) for i in _ips(lc)}) == len(nodes), 60)
+    print(_ctdb(lc, other, "ip"), end="")
+
+
+def _ips(lc: LocalCluster) -> list[str]:
+    return [line.strip("|").split("|")[0] for line in _ctdb(lc, 0, "-X", "ip").splitlines()[1:] if line]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ctdb-demo")
     p.add_argument("--root", default=DEFAULT_ROOT)
@@ -56,17 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     lc = LocalCluster(args.root, args.name)
     nodes = list(range(args.n))
 
-    _say(f"Bringing up {args.n} ctdbd nodes in network namespaces ({args.name}-n0..n{args.n - 1})")
+    _say(f"Bringing up {args.n} ctdbd nodes in network namespaces ({args.name}-n0..n{args.n - 1}), "
+         "each managing an smbd (the samba plugin)")
     lc.down()
+    root = Path(args.root)
+    share = root / "shared" / "share"
+    share.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    lc.up(n=args.n)
-    took = lc.wait_ok(timeout=60)
+    lc.up(n=args.n, **samba.plugin_options(root, share, args.n))
+    took = lc.wait_ok(timeout=120)
     print(f"all nodes OK {time.monotonic() - t0:.2f} s after start (wait {took:.2f} s)")
     _wait(lambda: _leader(lc, 0) not in ("", "UNKNOWN"), 30)
     print(_ctdb(lc, 0, "status"), end="")
 
     _wait(lambda: "-1" not in _ctdb(lc, 0, "-X", "ip") and _ctdb(lc, 0, "-X", "ip").count("\n") > args.n, 60)
     print(_ctdb(lc, 0, "ip"), end="")
+
+    _smb_failover(lc, root, nodes)
 
     leader = int(_leader(lc, 0))
     ips = {}

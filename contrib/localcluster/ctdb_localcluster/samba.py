@@ -204,3 +204,52 @@ class Samba:
         if r.returncode != 0:
             raise SambaError(f"smbstatus -L failed: {r.stdout}{r.stderr}")
         return r.stdout
+
+
+class _Sockets:
+    """What smb_conf needs of a cluster before it is up: each node's socket path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def socket(self, pnn: int) -> str:
+        return str(self.root / f"node{pnn}" / "run" / "ctdbd.socket")
+
+    def address(self, pnn: int) -> str:
+        raise AssertionError("own_address=False: smbd listens on every address of its namespace")
+
+
+def plugin_options(root: Path, share: Path, n: int = 3) -> dict:
+    """``LocalCluster.up()`` options for smbd managed by the samba plugin on every node.
+
+    Each node's smb.conf is written to ``<root>/node<pnn>/samba/`` before the cluster
+    starts (port 445, every address of the node's namespace, node pnn's socket); the
+    plugin's start command runs smbd from there (ctdbd's child, so in the node's
+    namespace), found through ``$CTDB_BASE`` in ctdbd's environment."""
+    for p in range(n):
+        smb_conf(Path(root) / f"node{p}" / "samba", _Sockets(Path(root)), p, share, port=445, own_address=False)
+    conf = "$CTDB_BASE/samba/smb.conf"
+    return dict(
+        enable=("samba",),
+        plugin_conf=(
+            ("samba", "smb conf", conf),
+            ("samba", "start command", f"{SMBD} -D -s {conf}"),
+            ("samba", "stop command", "kill $(cat $CTDB_BASE/samba/pid/smbd*.pid 2>/dev/null) 2>/dev/null; true"),
+        ),
+    )
+
+
+def node_smb_conf(root: Path, pnn: int) -> Path:
+    return Path(root) / f"node{pnn}" / "samba" / "smb.conf"
+
+
+def smbd_pid(root: Path, pnn: int) -> int | None:
+    """The main smbd of node pnn (from its pid file), if it runs."""
+    for pidfile in sorted((Path(root) / f"node{pnn}" / "samba" / "pid").glob("smbd*.pid")):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            continue
+    return None

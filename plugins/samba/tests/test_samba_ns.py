@@ -18,8 +18,7 @@ import pytest
 
 from ctdb_localcluster import netns
 from ctdb_localcluster.cluster import LocalCluster
-from ctdb_localcluster.samba import client_conf, smb_conf
-from ctdbcore.plugins import service
+from ctdb_localcluster.samba import client_conf, plugin_options, smbd_pid
 
 SMBD = "/usr/sbin/smbd"
 SMBCLIENT = "/usr/bin/smbclient"
@@ -30,50 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns,
               pytest.mark.skipif(not os.path.exists(SMBD), reason="Debian's samba (/usr/sbin/smbd) is not installed")]
 
 
-class _Sockets:
-    """What smb_conf needs of a cluster before it is up: each node's socket path."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def socket(self, pnn: int) -> str:
-        return str(self.root / f"node{pnn}" / "run" / "ctdbd.socket")
-
-    def address(self, pnn: int) -> str:  # pragma: no cover - own_address=False
-        raise AssertionError
-
-
-def kill_leftovers(root: Path) -> None:
-    """SIGKILL every process whose command line names a path under root (the smbds)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(root).encode() in cmdline and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def samba_cluster_options(root: Path, share: Path, n: int = 3) -> dict:
-    """Write each node's smb.conf under its CTDB_BASE and return LocalCluster.up()
-    options that enable the samba plugin with smbd started from there."""
-    for p in range(n):
-        smb_conf(root / f"node{p}" / "samba", _Sockets(root), p, share, port=445, own_address=False)
-    conf = "$CTDB_BASE/samba/smb.conf"
-    return dict(
-        enable=("samba",),
-        plugin_conf=(
-            ("samba", "smb conf", conf),
-            ("samba", "start command", f"{SMBD} -D -s {conf}"),
-            ("samba", "stop command", "kill $(cat $CTDB_BASE/samba/pid/smbd*.pid 2>/dev/null) 2>/dev/null; true"),
-        ),
-        tunables=(("MonitorInterval", "5"),),
-    )
+    return {**plugin_options(root, share, n), "tunables": (("MonitorInterval", "5"),)}
 
 
 @pytest.fixture
@@ -90,7 +47,6 @@ def samba_cluster(tmp_path):
         yield lc, root, tmp_path
     finally:
         lc.down()
-        kill_leftovers(root)
 
 
 def ctdb(lc, pnn, *args):
@@ -132,8 +88,7 @@ def test_killed_smbd_moves_its_address_and_the_client_is_served_again(samba_clus
     code, out = smbclient(lc, cconf, work, ip, "put before.txt")
     assert code == 0, out
 
-    pidfile = next((root / f"node{victim}" / "samba" / "pid").glob("smbd*.pid"))
-    pid = service.read_pidfile(pidfile)
+    pid = smbd_pid(root, victim)
     assert pid is not None
     t0 = time.monotonic()
     os.kill(pid, signal.SIGKILL)
@@ -173,8 +128,7 @@ def test_disabled_plugin_does_nothing_and_event_script_commands(samba_cluster):
     assert "* 50.samba\n" in out and "* 10.interface\n" in out
     assert lc.run(1, "ctdb", "event", "script", "disable", "legacy", "50.samba").returncode == 0
     assert "  50.samba\n" in lc.run(1, "ctdb", "event", "script", "list", "legacy").stdout
-    pid = service.read_pidfile(next((root / "node1" / "samba" / "pid").glob("smbd*.pid")))
-    os.kill(pid, signal.SIGKILL)  # a disabled plugin neither watches nor monitors smbd
+    os.kill(smbd_pid(root, 1), signal.SIGKILL)  # a disabled plugin neither watches nor monitors smbd
 
     def disabled_in_status() -> bool:
         return "samba                DISABLED" in ctdb(lc, 1, "scriptstatus")
@@ -186,5 +140,4 @@ def test_disabled_plugin_does_nothing_and_event_script_commands(samba_cluster):
     lc.start(1)
     lc.wait(lambda: lc.running(1) and not unhealthy(lc, 1), timeout=60)
     assert "  50.samba\n" in lc.run(1, "ctdb", "event", "script", "list", "legacy").stdout
-    assert not list((root / "node1" / "samba" / "pid").glob("smbd*.pid")) or \
-        service.read_pidfile(next((root / "node1" / "samba" / "pid").glob("smbd*.pid"))) is None
+    assert smbd_pid(root, 1) is None  # the disabled plugin did not start smbd
