@@ -78,6 +78,10 @@ class Options:
     enable: tuple[str, ...] = ()
     #: more ctdb.conf lines for plugin sections: (section, key, value)
     plugin_conf: tuple[tuple[str, str, str], ...] = ()
+    #: impl "real": more of Debian's 4.17 event scripts to enable ("50.samba")
+    real_scripts: tuple[str, ...] = ()
+    #: lines of every node's $CTDB_BASE/script.options (4.17's script options)
+    script_options: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         d = attrs.asdict(self)
@@ -85,6 +89,8 @@ class Options:
         d["env"] = [list(t) for t in self.env]
         d["enable"] = list(self.enable)
         d["plugin_conf"] = [list(t) for t in self.plugin_conf]
+        d["real_scripts"] = list(self.real_scripts)
+        d["script_options"] = list(self.script_options)
         return d
 
     @classmethod
@@ -94,6 +100,8 @@ class Options:
         d["env"] = tuple(tuple(t) for t in d.get("env", ()))
         d["enable"] = tuple(d.get("enable", ()))
         d["plugin_conf"] = tuple(tuple(t) for t in d.get("plugin_conf", ()))
+        d["real_scripts"] = tuple(d.get("real_scripts", ()))
+        d["script_options"] = tuple(d.get("script_options", ()))
         return cls(**d)
 
 
@@ -329,6 +337,8 @@ class LocalCluster:
             conf = files.ctdb_conf(d, node.address, o.log_level, lock)
             conf += files.plugin_sections([*((name, "enabled", "yes") for name in o.enable), *o.plugin_conf])
             (d / "ctdb.conf").write_text(conf)
+            if o.script_options:
+                (d / "script.options").write_text("".join(f"{line}\n" for line in o.script_options))
             (d / "nodes").write_text(nodes_text)
             pub = d / "public_addresses"
             if node.public_addresses:
@@ -345,7 +355,7 @@ class LocalCluster:
                 # 10.interface moves the public addresses (its state goes to var/scripts).
                 (d / "events" / "legacy").mkdir(parents=True, exist_ok=True)
                 (d / "var" / "scripts").mkdir(parents=True, exist_ok=True)
-                files.link_real_event_scripts(d)
+                files.link_real_event_scripts(d, o.real_scripts)
 
     def _build_network(self) -> None:
         hub = self.hub_ns

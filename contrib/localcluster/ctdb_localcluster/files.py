@@ -89,9 +89,10 @@ exec {script} "$@"
 """
 
 
-def link_real_event_scripts(node_dir: Path) -> None:
+def link_real_event_scripts(node_dir: Path, extra: tuple[str, ...] = ()) -> None:
     """Enable Debian's 4.17 event scripts in a real node's CTDB_BASE (events/legacy/*.script,
-    plus the `functions` file they source); a no-op where ctdb is not installed."""
+    plus the `functions` file they source; ``extra`` more script names, e.g. "50.samba");
+    a no-op where ctdb is not installed."""
     legacy = Path(node_dir) / "events" / "legacy"
     legacy.mkdir(parents=True, exist_ok=True)
     functions = Path(node_dir) / "functions"
@@ -99,7 +100,7 @@ def link_real_event_scripts(node_dir: Path) -> None:
         if functions.is_symlink() or functions.exists():
             functions.unlink()
         functions.symlink_to(REAL_FUNCTIONS)
-    for name in REAL_ENABLED_SCRIPTS:
+    for name in (*REAL_ENABLED_SCRIPTS, *extra):
         target = Path(REAL_EVENT_SCRIPTS) / f"{name}.script"
         if not target.exists():
             continue
