@@ -52,18 +52,33 @@ class Instances:
     """One spec per node, all stopped (and checked gone) at the end of the test."""
 
     def __init__(self, lc, root: Path, make, shared: Path, name: str, **kw) -> None:
-        self.root = root
+        self.lc, self.root = lc, root
         self.specs = [make(lc, p, root / f"node{p}" / name, shared, **kw) for p in ALL]
+
+    def as_ctdbd(self, spec: svc.ServiceSpec, command: str) -> None:
+        """A shell command string run as node 0's ctdbd would run a plugin's setting:
+        from inside the node's namespace, with the node's environment."""
+        r = self.lc.run(spec.pnn, "sh", "-c", command, check=False, timeout=60)
+        assert r.returncode == 0, (command, r.stdout, r.stderr)
 
     def start(self) -> None:
         # one after the other (Samba: the first creates the machine SID); node 0's
-        # through the shell command string a plugin's settings would hold
+        # through the shell command strings, from inside its namespace; node 1's
+        # through the shell strings from the host's; node 2's through the argvs
         for spec in self.specs:
-            svc.start(spec, shell=spec.pnn == 0)
+            if spec.pnn == 0:
+                for s in (*spec.requires, spec):
+                    self.as_ctdbd(s, s.start_command)
+                    self.lc.wait(lambda: svc.ready(s), timeout=30)
+            else:
+                svc.start(spec, shell=spec.pnn == 1)
 
     def stop(self) -> dict[int, list[int]]:
         """Stop every instance; {pnn: pids the stop had to signal itself}."""
-        cleaned = {spec.pnn: svc.stop(spec, shell=spec.pnn == 0) for spec in self.specs}
+        if svc.pid(self.specs[0]) is not None:
+            for s in (self.specs[0], *self.specs[0].requires):
+                self.as_ctdbd(s, s.stop_command)
+        cleaned = {spec.pnn: svc.stop(spec, shell=spec.pnn == 1) for spec in self.specs}
         for spec in self.specs:
             assert svc.processes(spec) == [], (spec.name, spec.pnn)
             for req in spec.requires:

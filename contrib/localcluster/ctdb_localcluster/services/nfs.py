@@ -1,13 +1,15 @@
 """NFS-Ganesha (FSAL VFS) on a node, exporting the shared directory as /export, and the
 rpcbind it registers with.
 
-* NFSv3 needs rpcbind: Ganesha exits at start ("Cannot register NFS V3 on UDP") when it
-  cannot register, and clients find the MOUNT service through it. NFSv4 alone
-  (``protocols=(4,)``, UDP off) runs without: the failed registration is only logged.
-* rpcbind always uses /run/rpcbind.sock and /run/rpcbind (one per machine): each
+* NFSv3 needs rpcbind: without one Ganesha (v3 and v4, UDP on) exits at start
+  ("Cannot register NFS V3 on UDP"), and clients find the MOUNT service through it.
+  NFSv4 alone (``protocols=(4,)``, UDP off) runs without: the failed registration
+  ("Cannot register NFS V4 on TCP") is only logged.
+* rpcbind always uses /run/rpcbind.sock and /run/rpcbind.lock (one per machine): each
   node's rpcbind runs in a private mount namespace in which the node's own
   ``<workdir>/run`` is bind-mounted on /run, and so does its Ganesha (it registers
-  through that socket). Nothing is written under the host's /run.
+  through that socket; its /run/ganesha and libblkid's /run/blkid cache land there
+  too). Nothing is written under the host's /run.
 * Ganesha's pid file, log and NFSv4 recovery directory are under the working
   directory; grace is off (``Graceless``) so that clients are served at once.
   dbus is not there: Ganesha logs that and goes on (no dbus control).

@@ -11,7 +11,10 @@ wbinfo (libwbclient 4.17) has no option for winbindd's socket directory, it alwa
 uses /run/samba/winbindd: winbindd's socket directory is ``<workdir>/run/samba/winbindd``
 and wbinfo runs in a private mount namespace in which ``<workdir>/run`` is
 bind-mounted on /run. winbindd starts samba-dcerpcd on demand (the local SAM),
-a daemon of its own that the stop command ends too."""
+a daemon of its own that the stop command ends too (it outlives a SIGKILLed winbindd,
+and a winbindd started after that uses it). samba-dcerpcd's rpcd_* helpers write to
+/var/log/samba before they read the conf, so winbindd runs in a private mount
+namespace in which ``<workdir>/log`` is bind-mounted on /var/log/samba."""
 
 from __future__ import annotations
 
