@@ -2,15 +2,18 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind
+APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind \
+            vsftpd apache2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind curl
 
 .PHONY: setup demo demo-down test test-fast bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
-	@# samba's packages would start system-wide smbd/nmbd (nmbd broadcasts on every
-	@# interface): a policy-rc.d that refuses service starts is in place for the install.
+$(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+	@# samba's, vsftpd's, apache2's, nfs-ganesha's and rpcbind's packages would start
+	@# system-wide daemons (nmbd broadcasts on every interface): a policy-rc.d that refuses
+	@# service starts is in place for the install. The tests run their own instances in
+	@# the nodes' namespaces (ctdb_localcluster.services).
 	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
 		ownpolicy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
 			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ownpolicy=1; fi; \

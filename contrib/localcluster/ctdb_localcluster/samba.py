@@ -116,10 +116,19 @@ def listening(address: str, port: int = PORT) -> bool:
         return s.connect_ex((address, port)) == 0
 
 
-def smbclient(conf: Path, address: str, commands: str, cwd: Path, port: int = PORT) -> str:
-    """Run smbclient's ``commands`` against //address/share; its output."""
-    r = subprocess.run([SMBCLIENT, f"//{address}/share", "-p", str(port), "-U", USER, "-s", str(conf),
-                        "-c", commands], capture_output=True, text=True, timeout=120, cwd=cwd)
+def smbclient(conf: Path, address: str, commands: str, cwd: Path, port: int = PORT,
+              netns: str | None = None, timeout: float = 120) -> str:
+    """Run smbclient's ``commands`` against //address/share (in network namespace
+    ``netns`` if given); its output."""
+    cmd = [SMBCLIENT, f"//{address}/share", "-p", str(port), "-U", USER, "-s", str(conf), "-c", commands]
+    if netns is not None:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        out = b"".join(o if isinstance(o, bytes) else o.encode() for o in (exc.stdout, exc.stderr) if o)
+        raise SambaError(f"smbclient {commands!r} via {address}: no answer within {timeout:g} s: "
+                         f"{out.decode(errors='replace')}") from None
     if r.returncode != 0:
         raise SambaError(f"smbclient {commands!r} via {address} failed: {r.stdout}{r.stderr}")
     return r.stdout + r.stderr
