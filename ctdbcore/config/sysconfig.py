@@ -73,7 +73,7 @@ MANAGES_VARIABLES = {
 #: ctdb's 50.samba also ran nmbd, which 4.17 split into 48.netbios.
 MANAGED_PLUGINS: dict[str, tuple[str, ...]] = {
     "samba": ("samba", "netbios"),
-    "nfs": ("nfs", "nfs_tickle"),
+    "nfs": ("nfs", "nfs_pre"),
 }
 
 #: Gone in 4.17 with nothing to translate to; reported and ignored.
