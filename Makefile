@@ -3,13 +3,13 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind \
-            vsftpd apache2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind curl
+            vsftpd apache2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind dbus-daemon dbus-bin curl
 
 .PHONY: setup demo demo-down test test-fast bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+$(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml plugins/nfs/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
 	@# samba's, vsftpd's, apache2's, nfs-ganesha's and rpcbind's packages would start
 	@# system-wide daemons (nmbd broadcasts on every interface): a policy-rc.d that refuses
 	@# service starts is in place for the install. The tests run their own instances in
@@ -21,7 +21,7 @@ $(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins
 		if [ -n "$$ownpolicy" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e plugins/samba -e contrib/localcluster -e contrib/example_plugin
+	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e plugins/samba -e plugins/nfs -e contrib/localcluster -e contrib/example_plugin
 	touch $@
 
 # A 3-node cluster in network namespaces; it stays up until `make demo-down`.

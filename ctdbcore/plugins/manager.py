@@ -57,6 +57,8 @@ KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
     (GROUP_SERVICES, "example"): "ctdb-example-plugin",
     (GROUP_SERVICES, "samba"): "ctdb-samba",
     (GROUP_SERVICES, "netbios"): "ctdb-samba",
+    (GROUP_SERVICES, "nfs"): "ctdb-nfs",
+    (GROUP_SERVICES, "nfs_pre"): "ctdb-nfs",
     ("ctdb.ipalloc", "lcp2"): "ctdb-ipalloc",
     ("ctdb.ipalloc", "deterministic"): "ctdb-ipalloc",
     ("ctdb.ipalloc", "nondeterministic"): "ctdb-ipalloc",
