@@ -30,7 +30,7 @@ def settings_of(ctx: EventContext) -> Settings:
 
 def state_dir(ctx: EventContext) -> Path:
     """One directory for both scripts (4.17: ``$CTDB_SCRIPT_VARDIR/service/<name>``)."""
-    path = ctx.vardir / "scripts" / "nfs"
+    path = ctx.script_vardir / "nfs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -134,10 +134,10 @@ def test_external_callout_reregistered_when_the_setting_changes(make, callout, t
     import attrs
 
     # the same node (var directory), CTDB_NFS_CALLOUT changed
-    h2.ctx = attrs.evolve(h2.ctx, vardir=h.ctx.vardir)
+    h2.ctx = attrs.evolve(h2.ctx, script_vardir=h.ctx.script_vardir)
     h2.run("startup")
     assert cmds(h2.runner, other) == [(other, "register"), (other, "startup")]
-    assert (h.ctx.vardir / "scripts/nfs/nfs_callout_cache/CTDB_NFS_CALLOUT").read_text() == other + "\n"
+    assert (h.ctx.script_vardir / "nfs/nfs_callout_cache/CTDB_NFS_CALLOUT").read_text() == other + "\n"
 
 
 def test_state_fs_variables_are_exported_to_the_callout(make, callout):
@@ -159,7 +159,7 @@ def test_failing_callout_fails_startup_and_shutdown_with_its_output(make, callou
 @pytest.mark.parametrize("event", ["takeip", "releaseip"])
 def test_ip_events_flag_reconfigure_and_ipreallocated_runs_notify(make, callout, event):
     h = make(nfs_callout=callout, nfs_hostname="nfs.example")
-    flag = h.ctx.vardir / "scripts/nfs/need_reconfigure"
+    flag = h.ctx.script_vardir / "nfs/need_reconfigure"
     h.run("ipreallocated")  # nothing flagged: nothing done
     assert cmds(h.runner, TRUE) == []
     assert h.output(event, iface="eth1", ip="10.0.0.5", maskbits=24) == (0, "")
@@ -181,7 +181,7 @@ def test_failing_ip_event_does_not_flag(make, callout, event):
     h = make(nfs_callout=callout)
     h.runner.respond(lambda a: plain(a)[:2] == (callout, event), 1, "grace failed\n")
     assert h.output(event, iface="eth1", ip="10.0.0.5", maskbits=24)[1] == "grace failed"
-    assert not (h.ctx.vardir / "scripts/nfs/need_reconfigure").exists()
+    assert not (h.ctx.script_vardir / "nfs/need_reconfigure").exists()
 
 
 def test_builtin_backend_notify_names_the_backend(make):
@@ -239,7 +239,7 @@ def test_monitor_order_with_an_external_callout(make, callout, tmp_path):
     assert h.output("monitor") == (0, "")
     seq = [c for c in cmds(h.runner) if c[0] in (callout, "rpcinfo", TRUE, "ctdb")]
     assert seq == [(callout, "register"), (callout, "monitor-pre"), (callout, "monitor-list-shares"),
-                   ("ctdb", "-X", "ip"), (TRUE, "--state-dir", str(h.ctx.vardir / "scripts/nfs/statd-callout"), "update"),
+                   ("ctdb", "-X", "ip"), (TRUE, "--state-dir", str(h.ctx.script_vardir / "nfs/statd-callout"), "update"),
                    rpcinfo("portmapper"), rpcinfo("nfs", "3"), (callout, "monitor-post")]
 
 
@@ -331,7 +331,7 @@ def test_restart_every_and_unhealthy_after(make):
     assert h.output("monitor") == (0, "")
     failing_rpcinfo(h, "nfs")
     assert h.output("monitor") == (0, "")
-    assert (h.ctx.vardir / "scripts/nfs/nfs.failcount").read_bytes() == b"\n"
+    assert (h.ctx.script_vardir / "nfs/nfs.failcount").read_bytes() == b"\n"
 
 
 def test_warning_output_is_logged_on_a_healthy_run(make, caplog):
@@ -529,7 +529,7 @@ def test_failing_tickle_or_statd_commands_do_not_fail_monitor(make, caplog):
 
 def test_ipreallocated_resets_the_scripts_counter(make, callout):
     h = make(nfs_callout=callout)
-    counter = h.ctx.vardir / "scripts/nfs/failcount"
+    counter = h.ctx.script_vardir / "nfs/failcount"
     h.run("takeip", iface="eth1", ip="10.0.0.5", maskbits=24)
     counter.write_text("\n\n")
     h.run("ipreallocated")
