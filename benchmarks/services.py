@@ -56,18 +56,6 @@ N = 3
 METRICS = ("unhealthy", "address", "served")
 GOAL_ADDRESS = 2.0  # seconds from the kill to the address on a healthy node (ours)
 
-INIT_SCRIPT = """#!/bin/sh
-# ctdb-py benchmark: smbd of the node whose network namespace this runs in.
-ns=$(ip netns identify $$)
-conf=$(cat "{map}/$ns" 2>/dev/null) || exit 1
-case "$1" in
-start) exec /usr/sbin/smbd -D -s "$conf" ;;
-stop) kill $(cat "$(dirname "$conf")"/pid/smbd*.pid 2>/dev/null) 2>/dev/null; exit 0 ;;
-*) exit 0 ;;
-esac
-"""
-
-
 KILLALL_SHIM = """#!/bin/sh
 # ctdb-py benchmark: killall limited to the caller's network namespace.
 sig=TERM
@@ -131,13 +119,7 @@ def _cluster(impl: str, tmp: Path, init_name: str) -> LocalCluster:
     if impl == "ours":
         lc.up(n=N, **opts)
     else:
-        mapping = tmp / "init-map"
-        mapping.mkdir()
-        for p in range(N):
-            (mapping / lc.node_ns(p)).write_text(str(samba.node_smb_conf(root, p)))
-        script = Path("/etc/init.d") / init_name
-        script.write_text(INIT_SCRIPT.format(map=mapping))
-        script.chmod(0o755)
+        samba.install_init_script(init_name, lc, root, tmp / "init-map", N)
         shims = tmp / "shims"
         shims.mkdir()
         (shims / "killall").write_text(KILLALL_SHIM)

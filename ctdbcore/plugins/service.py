@@ -143,11 +143,17 @@ class Service:
             argv = ("nice", *argv)
         return argv
 
+    def _run(self, action: Literal["start", "stop"], timeout: float | None) -> Completed:
+        explicit = self.start_cmd if action == "start" else self.stop_cmd
+        if not explicit and not self.unit:
+            return Completed((), 0)  # 4.17's _service: no service name, nothing to do
+        return self.runner.run(self._argv(action), timeout=timeout)
+
     def start(self, timeout: float | None = 30) -> Completed:
-        return self.runner.run(self._argv("start"), timeout=timeout)
+        return self._run("start", timeout)
 
     def stop(self, timeout: float | None = 30) -> Completed:
-        return self.runner.run(self._argv("stop"), timeout=timeout)
+        return self._run("stop", timeout)
 
     def restart(self, timeout: float | None = 30) -> Completed:
         """Stop, then start (the result of the start; a failed stop is not fatal,

@@ -82,6 +82,8 @@ class Options:
     real_scripts: tuple[str, ...] = ()
     #: lines of every node's $CTDB_BASE/script.options (4.17's script options)
     script_options: tuple[str, ...] = ()
+    #: lines of the seed's /etc/sysconfig/ctdb, given to our ctdbd with --sysconfig
+    sysconfig: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         d = attrs.asdict(self)
@@ -91,6 +93,7 @@ class Options:
         d["plugin_conf"] = [list(t) for t in self.plugin_conf]
         d["real_scripts"] = list(self.real_scripts)
         d["script_options"] = list(self.script_options)
+        d["sysconfig"] = list(self.sysconfig)
         return d
 
     @classmethod
@@ -102,6 +105,7 @@ class Options:
         d["plugin_conf"] = tuple(tuple(t) for t in d.get("plugin_conf", ()))
         d["real_scripts"] = tuple(d.get("real_scripts", ()))
         d["script_options"] = tuple(d.get("script_options", ()))
+        d["sysconfig"] = tuple(d.get("sysconfig", ()))
         return cls(**d)
 
 
@@ -339,6 +343,8 @@ class LocalCluster:
             (d / "ctdb.conf").write_text(conf)
             if o.script_options:
                 (d / "script.options").write_text("".join(f"{line}\n" for line in o.script_options))
+            if o.sysconfig:
+                (d / "sysconfig").write_text("".join(f"{line}\n" for line in o.sysconfig))
             (d / "nodes").write_text(nodes_text)
             pub = d / "public_addresses"
             if node.public_addresses:
@@ -407,6 +413,8 @@ class LocalCluster:
         cmd = [self.state["ctdbd"], "-i"]
         if self.options.plugins is not None and self.options.impl == "ours":
             cmd += ["--plugins", self.options.plugins]
+        if self.options.sysconfig and self.options.impl == "ours":
+            cmd += ["--sysconfig", str(Path(node.dir) / "sysconfig")]
         with open(Path(node.dir) / "ctdbd.out", "ab") as out:
             proc = subprocess.Popen(self._in_ns(node.netns, cmd), env=self.env(pnn),
                                     stdin=subprocess.DEVNULL, stdout=out,

@@ -215,7 +215,7 @@ class Samba:
         return r.stdout
 
 
-class _Sockets:
+class NodeSockets:
     """What smb_conf needs of a cluster before it is up: each node's socket path."""
 
     def __init__(self, root: Path) -> None:
@@ -236,7 +236,7 @@ def plugin_options(root: Path, share: Path, n: int = 3) -> dict:
     plugin's start command runs smbd from there (ctdbd's child, so in the node's
     namespace), found through ``$CTDB_BASE`` in ctdbd's environment."""
     for p in range(n):
-        smb_conf(Path(root) / f"node{p}" / "samba", _Sockets(Path(root)), p, share, port=445, own_address=False)
+        smb_conf(Path(root) / f"node{p}" / "samba", NodeSockets(Path(root)), p, share, port=445, own_address=False)
     conf = "$CTDB_BASE/samba/smb.conf"
     return dict(
         enable=("samba",),
@@ -262,3 +262,28 @@ def smbd_pid(root: Path, pnn: int) -> int | None:
         except (OSError, ValueError, IndexError):
             continue
     return None
+
+
+INIT_SCRIPT = """#!/bin/sh
+# ctdb-py local cluster: smbd of the node whose network namespace this runs in
+# (an init script is all an administrator's node has; `service` clears the environment,
+# so the node is found by its namespace).
+ns=$(ip netns identify $$)
+conf=$(cat "{map}/$ns" 2>/dev/null) || exit 1
+case "$1" in
+start) exec /usr/sbin/smbd -D -s "$conf" ;;
+stop) kill $(cat "$(dirname "$conf")"/pid/smbd*.pid 2>/dev/null) 2>/dev/null; exit 0 ;;
+*) exit 0 ;;
+esac
+"""
+
+
+def install_init_script(name: str, lc, root: Path, map_dir: Path, n: int) -> Path:
+    """``/etc/init.d/<name>``: starts and stops each node's smbd (remove it afterwards)."""
+    map_dir.mkdir(parents=True, exist_ok=True)
+    for p in range(n):
+        (map_dir / lc.node_ns(p)).write_text(str(node_smb_conf(root, p)))
+    script = Path("/etc/init.d") / name
+    script.write_text(INIT_SCRIPT.format(map=map_dir))
+    script.chmod(0o755)
+    return script

@@ -18,7 +18,7 @@ import pytest
 
 from ctdb_localcluster import netns
 from ctdb_localcluster.cluster import LocalCluster
-from ctdb_localcluster.samba import client_conf, plugin_options, smbd_pid
+from ctdb_localcluster.samba import NodeSockets, client_conf, install_init_script, plugin_options, smb_conf, smbd_pid
 
 SMBD = "/usr/sbin/smbd"
 SMBCLIENT = "/usr/bin/smbclient"
@@ -141,3 +141,40 @@ def test_disabled_plugin_does_nothing_and_event_script_commands(samba_cluster):
     lc.wait(lambda: lc.running(1) and not unhealthy(lc, 1), timeout=60)
     assert "  50.samba\n" in lc.run(1, "ctdb", "event", "script", "list", "legacy").stdout
     assert smbd_pid(root, 1) is None  # the disabled plugin did not start smbd
+
+
+def test_a_node_configured_only_with_the_seeds_sysconfig_runs_smbd(tmp_path):
+    """The seed's /etc/sysconfig/ctdb alone: CTDB_MANAGES_SAMBA enables the plugin, its
+    CTDB_SAMBA_* and CTDB_SERVICE_SMB variables are its settings, and smbd is started
+    through the init system (an init script here, as on an administrator's node)."""
+    reason = netns.available()
+    if reason is not None:
+        pytest.skip(f"namespace cluster: {reason}")
+    root = tmp_path / "cluster"
+    share = tmp_path / "share"
+    share.mkdir()
+    lc = LocalCluster(root, f"smbsc{os.getpid() % 100000}", cleanup_at_exit=True)
+    init = f"ctdbtest-smbd-{os.getpid()}"
+    for p in range(2):
+        smb_conf(root / f"node{p}" / "samba", NodeSockets(root), p, share, port=445, own_address=False)
+    install_init_script(init, lc, root, tmp_path / "init-map", 2)
+    try:
+        # testparm reads the machine's smb.conf (4.17's 50.samba has no other), so the
+        # ports and shares come from these variables, as a 4.17 administrator sets them
+        lc.up(n=2, sysconfig=("CTDB_MANAGES_SAMBA=yes", f"CTDB_SERVICE_SMB={init}",
+                              "CTDB_SAMBA_CHECK_PORTS=445", "CTDB_SAMBA_SKIP_SHARE_CHECK=yes",
+                              # no nmbd: an empty service name does nothing, as in 4.17
+                              "CTDB_SERVICE_NMB="))
+        lc.wait_ok(timeout=120)
+        for p in range(2):
+            assert smbd_pid(root, p) is not None, f"no smbd on node {p}"
+            out = lc.run(p, "ctdb", "event", "script", "list", "legacy").stdout
+            assert "* 50.samba\n" in out and "* 48.netbios\n" in out, out
+            assert "samba                OK" in ctdb(lc, p, "scriptstatus")
+        check = lc.run(0, "ctdbd", "--check-config", "--sysconfig", str(root / "node0" / "sysconfig"), check=False)
+        assert check.returncode == 0, check.stderr
+        assert "check ports = 445\t# CTDB_SAMBA_CHECK_PORTS, from" in check.stdout
+        assert f"service name = {init}\t# CTDB_SERVICE_SMB" in check.stdout
+    finally:
+        lc.down()
+        (Path("/etc/init.d") / init).unlink(missing_ok=True)
