@@ -362,7 +362,8 @@ def parse_ctdb_conf_text(
             warnings.append(f"{where}:{sec.header_line}: section [{name}] belongs to a plugin that is not "
                             f"installed (pip install {absent_plugins[name]}); ignored")
         else:
-            errors.add(sec.header_line, f"unknown section [{name}]")
+            errors.add(sec.header_line, f"unknown section [{name}] (no built-in section and no installed "
+                                        "plugin has this name; remove the section of an uninstalled plugin)")
 
     result: dict[str, Any] = {}
     for name, cls in sections_cls.items():

@@ -96,3 +96,30 @@ def test_plugins_allow_list_runs_exactly_those(local_cluster, tmp_path) -> None:
     wait_for(lambda: "testplugin" in ctdb(lc, 0, "scriptstatus"), what="a monitor run")
     out = ctdb(lc, 0, "scriptstatus")
     assert out.startswith("testplugin") and "example" not in out and "interface" not in out
+
+
+@pytest.mark.slow
+def test_an_uninstalled_plugin_leaves_the_listing_and_ctdbd_still_runs(local_cluster, tmp_path) -> None:
+    """What `pip uninstall` does to a plugin (its module and dist-info go) after it was
+    enabled on the node: gone from `ctdbd --plugins`, its state file ignored, ctdbd runs."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(PLUGIN_DIR, site)
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    env = {"PYTHONPATH": str(site), "CTDB_TESTPLUGIN_DIR": str(ctl)}
+    lc = local_cluster(n=1, loopback=True, loopback_base=66, env=tuple(env.items()))
+    lc.wait_ok(timeout=30)
+    assert lc.run(0, "ctdb", "event", "script", "enable", "legacy", "10.testplugin").returncode == 0
+    listing = lc.run(0, "ctdbd", "--plugins").stdout
+    assert any(line.split()[:1] == ["testplugin"] and " yes " in line for line in listing.splitlines()), listing
+    lc.kill(0)
+    shutil.rmtree(site / "ctdb_testplugin-0.1.dist-info")
+    (site / "ctdb_testplugin.py").unlink()
+    assert "testplugin" not in lc.run(0, "ctdbd", "--plugins").stdout
+    lc.start(0)
+    lc.wait_ok(timeout=30)
+    out = lc.run(0, "ctdb", "event", "script", "list", "legacy").stdout
+    assert "testplugin" not in out and "* 10.interface" in out
+    assert "testplugin" not in lc.run(0, "ctdb", "scriptstatus").stdout
