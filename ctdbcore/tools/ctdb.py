@@ -483,6 +483,11 @@ def control_status(t: Tool, args: list[str]) -> int:
     leader = t.get_leader()
     if t.opts.json:
         view = fmt.status_view(nodemap, t.cmd_pnn, vnnmap, recmode, leader, partially_online=partial)
+        reason = _unhealthy_reason()
+        if reason is not None:
+            view = attrs.evolve(view, nodes=[attrs.evolve(n, unhealthy_reason=reason)
+                                             if n.pnn == t.pnn and n.flags & NodeFlags.UNHEALTHY else n
+                                             for n in view.nodes])
         t.emit_json(fmt.to_json_obj(view))
     else:
         t.print(fmt.format_status(nodemap, t.cmd_pnn, vnnmap, recmode, leader, partially_online=partial))
@@ -852,6 +857,18 @@ def find_node_xpnn(err: TextIO) -> bool:
             s.close()
     err.write("Failed to detect PNN of the current node.\n")
     return False
+
+
+def _unhealthy_reason() -> str | None:
+    """The failing plugin and its output in this node's last monitor run, if any."""
+    from ctdbcore.plugins import status as evstatus
+
+    path = os.path.join(os.path.dirname(default_socket_path()), evstatus.STATUS_FILE_NAME)
+    run = evstatus.EventStatusStore(path).get("monitor")
+    failed = run.failed_result if run is not None else None
+    if failed is None:
+        return None
+    return f"{failed.name}: {failed.output}" if failed.output else f"{failed.name}: {failed.state}"
 
 
 def _event_status(t: Tool, component: str, event: str) -> int:

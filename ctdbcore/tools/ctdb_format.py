@@ -351,6 +351,9 @@ class NodeView:
     flags_text: str
     partially_online: bool
     this_node: bool
+    #: why this node is UNHEALTHY: the failing plugin and its output in the last monitor
+    #: run (only known for the node whose event status the tool can read: its own)
+    unhealthy_reason: str | None = None
 
 
 @attrs.frozen

@@ -111,6 +111,9 @@ def test_killed_smbd_moves_its_address_and_the_client_is_served_again(samba_clus
     assert f"plugin samba reports its service failed: ERROR: smbd (pid {pid}) exited" in log
     status = ctdb(lc, victim, "scriptstatus")
     assert "samba                ERROR" in status, status
+    import json
+    nodes = json.loads(ctdb(lc, victim, "status", "--json"))["nodes"]
+    assert next(n for n in nodes if n["pnn"] == victim)["unhealthy_reason"].startswith("samba: ")
     assert t_moved - t0 < 15
 
     # 4.17's 50.samba does not restart smbd: the administrator does; the next monitor

@@ -241,4 +241,4 @@ def test_status_json_view():
     assert obj["generation_valid"] is False and obj["leader"] is None
     assert obj["nodes"][0] == {"pnn": 0, "address": "192.168.20.41", "flags": 2,
                                "flags_text": "UNHEALTHY", "partially_online": False,
-                               "this_node": False}
+                               "this_node": False, "unhealthy_reason": None}
