@@ -27,7 +27,7 @@ from ctdbcore.cluster import effects as fx
 from ctdbcore.cluster.election import Election
 from ctdbcore.cluster.liveness import Liveness
 from ctdbcore.cluster.recovery import NodeView, active_nodes, new_generation, plan_vnnmap, recovery_reason
-from ctdbcore.cluster.takeover import UNASSIGNED, NodeIPs, plan
+from ctdbcore.cluster.takeover import UNASSIGNED, NodeIPs, PlacementError, plan
 from ctdbcore.daemon.clients import ClientConn, ClientServer
 from ctdbcore.daemon import dbcontrols  # noqa: F401  (registers the database controls)
 from ctdbcore.daemon.controls import HANDLERS
@@ -1103,10 +1103,6 @@ class Daemon:
     async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:
         await self._each(pnns, lambda p: self.control_ok(p, opcode, data, timeout=RECOVERY_STEP_TIMEOUT))
 
-    async def _phase(self, members: list[int], opcode: int, moves: list) -> None:
-        await self._each(moves, lambda m: self._all(
-            members, opcode, T.PublicIp(pnn=m[1] & 0xFFFFFFFF, addr=T.SockAddr(ip=m[0])).pack()))
-
     async def _do_recovery(self, views: list[NodeView], reason: str) -> None:
         active = active_nodes(views)
         log.log(NOTICE, "Starting recovery (%s), active nodes %s", reason, active)
@@ -1140,6 +1136,10 @@ class Daemon:
             log.warning("Takeover run failed: %s", e)
             ok = False
             self._blame(e.pnn, "takeover run failed")
+        except PlacementError as e:
+            # The leader's own policy is at fault, not a node: nobody is blamed.
+            log.error("Takeover run failed: %s", e)
+            ok = False
         self._takeover_failed = not ok
         if ok:
             self._ban_credits.clear()
@@ -1188,8 +1188,9 @@ class Daemon:
             log.info("Waiting %.2f s before moving addresses of silent nodes", wait)
             await anyio.sleep(wait)
         key = self._takeover_key()
-        members = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
-        members.sort()
+        # 4.17: every connected node is asked what it knows (a stopped or banned node
+        # too, so that it learns where its addresses went); only active nodes can host.
+        members = sorted([self.pnn, *self.connected_pnns()])
         silent = sorted(p for p in self._silent_peers if self.flags[p] & NodeFlags.DISCONNECTED)
         if silent and not self._may_take_silent():
             # A leader cut off from most of the cluster still holds the lock (the other
@@ -1224,15 +1225,23 @@ class Daemon:
         infos.sort(key=lambda n: n.pnn)
         pl = plan(infos, self.allocator)
         # All releases finish before any take starts, so an address is never up on
-        # two nodes; within each phase the addresses move in parallel.
-        await self._phase(members, Opcode.RELEASE_IP, pl.releases)
-        # The new holder takes it; everyone else records who holds it.
-        await self._phase(members, Opcode.TAKEOVER_IP, pl.takes)
+        # two nodes; within each phase the addresses move in parallel. Releases go to
+        # the nodes that know each address (the others learn the holder from them);
+        # the take only to the new holder: pools differ per node, and a node asked to
+        # take an address it does not have would fail the run.
+        await self._each(pl.release_targets, lambda r: self._each(r[2], lambda p: self.control_ok(
+            p, Opcode.RELEASE_IP, _pip(r[0], r[1]), timeout=RECOVERY_STEP_TIMEOUT)))
+        await self._each(pl.takes, lambda t: self.control_ok(
+            t[1], Opcode.TAKEOVER_IP, _pip(t[0], t[1]), timeout=RECOVERY_STEP_TIMEOUT))
         await self._all(members, Opcode.IPREALLOCATED)
         self._takeover_done_key = key
         if pl.releases or any(pl.current.get(ip) != pnn for ip, pnn in pl.takes):
             log.log(NOTICE, "Takeover run moved addresses: %s",
                     ", ".join(f"{ip}->{p}" for ip, p in pl.takes if pl.current.get(ip) != p) or "released only")
+
+
+def _pip(ip, pnn: int) -> bytes:
+    return T.PublicIp(pnn=pnn & 0xFFFFFFFF, addr=T.SockAddr(ip=ip)).pack()
 
 
 # Calls and record moves: what a peer must get even when sent just before the
