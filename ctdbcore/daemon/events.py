@@ -26,11 +26,13 @@ ALLOWED_DURING_RECOVERY = {"init", "setup", "startrecovery", "shutdown", "releas
 
 
 class EventHost:
-    def __init__(self, pm, *, tunables, run_dir: str, pnn: int, config, logger: logging.Logger) -> None:
+    def __init__(self, pm, *, tunables, run_dir: str, pnn: int, config, logger: logging.Logger,
+                 test_mode: bool = False) -> None:
         self.pm = pm
         self.tunables = tunables
         self.log = logger
-        self.ctx = EventContext(pnn=pnn, event="init", config=config, logger=logger.getChild("plugins"), rundir=run_dir)
+        self.ctx = EventContext(pnn=pnn, event="init", config=config, logger=logger.getChild("plugins"), rundir=run_dir,
+                                test_mode=test_mode)
         self.store = EventStatusStore.in_rundir(run_dir)
         self.health = MonitorHealth(
             monitor_timeout_count=max(1, int(tunables.get("MonitorTimeoutCount"))),

@@ -130,8 +130,10 @@ class Daemon:
         public_interface: str | None = None,
         databases=None,  # ctdbcore.db.registry.Databases
         debug_level: int = 3,  # DBGLVL of the configured log level (NOTICE, 4.17's default)
+        test_mode: bool = False,  # CTDB_TEST_MODE: public addresses are bookkeeping only
     ) -> None:
         self.pnn = pnn
+        self.test_mode = test_mode
         # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``); the
         # client server counts client_packets_sent into it.
         self.stats: collections.Counter[str] = collections.Counter()

@@ -21,6 +21,9 @@ class EventContext:
         (``ctdb.plugins.<name>``).
     :ivar rundir: the node's run directory (``/run/ctdb``, or ``$CTDB_BASE/run`` with
         ``CTDB_TEST_MODE``); plugins may keep small state files there.
+    :ivar test_mode: ``CTDB_TEST_MODE`` is set: several nodes share one machine (and
+        often one network namespace), so public addresses are bookkeeping only, as in
+        4.17; a plugin must not add or remove addresses, send ARPs or kill connections.
     """
 
     pnn: int
@@ -28,6 +31,7 @@ class EventContext:
     config: Any = None
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("ctdb.plugins"))
     rundir: Path = attrs.field(default=Path("/run/ctdb"), converter=Path)
+    test_mode: bool = False
 
     def for_plugin(self, name: str) -> EventContext:
         """Return a copy whose logger is named after plugin ``name``."""
