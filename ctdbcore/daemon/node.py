@@ -131,9 +131,13 @@ class Daemon:
         databases=None,  # ctdbcore.db.registry.Databases
         debug_level: int = 3,  # DBGLVL of the configured log level (NOTICE, 4.17's default)
         test_mode: bool = False,  # CTDB_TEST_MODE: public addresses are bookkeeping only
+        on_ready=None,  # called once the unix socket and the node port are listening
+        on_stopped=None,  # called at shutdown once both are closed, before the clients are
     ) -> None:
         self.pnn = pnn
         self.test_mode = test_mode
+        self.on_ready = on_ready
+        self.on_stopped = on_stopped
         # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``); the
         # client server counts client_packets_sent into it.
         self.stats: collections.Counter[str] = collections.Counter()
@@ -291,7 +295,19 @@ class Daemon:
                 log.error("Failed to run init event, shutting down")
                 raise SystemExit(1)
             await tg.start(self.server.serve)
-            await tg.start(self.transport.serve)
+            transport_scope = anyio.CancelScope()
+            transport_done = anyio.Event()
+
+            async def transport(task_status=anyio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    with transport_scope:
+                        await self.transport.serve(task_status=task_status)
+                finally:
+                    transport_done.set()
+
+            await tg.start(transport)
+            if self.on_ready:
+                self.on_ready()
             self.runstate = Runstate.SETUP
             if self.events and not await self.events.run("setup"):
                 log.error("Failed to run setup event, shutting down")
@@ -306,6 +322,15 @@ class Daemon:
             tg.start_soon(self.tickles.update_loop)
             await self._shutdown.wait()
             await self._do_shutdown()
+            # `ctdb shutdown` returns when our connection to it closes, and whoever
+            # sent it may start a new ctdbd at once: the socket, the node port and the
+            # pid file must all be free before any client connection closes.
+            self.server.stop_listening()
+            transport_scope.cancel()
+            with anyio.move_on_after(2):
+                await transport_done.wait()
+            if self.on_stopped:
+                self.on_stopped()
             tg.cancel_scope.cancel()
 
     async def _stat_history_loop(self) -> None:
