@@ -115,15 +115,19 @@ def main(argv: list[str] | None = None) -> int:
 
     pnn = find_own_pnn(list(config.nodes), conf.cluster.node_address)
     allocator = None
-    if not conf.failover.disabled and config.public_addresses:
+    if not conf.failover.disabled:
+        # Every node needs the policy, its own public_addresses empty or not: whoever
+        # is leader places every node's addresses (4.17's takeover helper runs there).
         from ctdbcore.daemon.ipalloc_glue import make_allocator
 
         try:
             allocator = make_allocator(config.tunables)
         except PluginLoadError as e:
-            logger.error("%s", e)
-            print(f"ctdbd: {e}", file=sys.stderr)
-            return 1
+            if config.public_addresses:
+                logger.error("%s", e)
+                print(f"ctdbd: {e}", file=sys.stderr)
+                return 1
+            logger.warning("%s; as leader this node will not place public addresses", e)
 
     # One daemon per pid file and socket: a second one would unlink the first one's
     # socket and take its clients. Checked before forking, so the command says so.

@@ -227,6 +227,7 @@ class Daemon:
         self.public_addresses_path = public_addresses_path
         self.public_interface = public_interface
         self.allocator = allocator
+        self._no_allocator_logged = False
         self.public_ips = PublicIPs(self, public_addresses)
         self.tickles = Tickles(self)
         self._shutdown = anyio.Event()
@@ -1229,6 +1230,9 @@ class Daemon:
             self._takeover_done_key = key
             return
         if self.failover_disabled or self.allocator is None:
+            if self.allocator is None and not self.failover_disabled and not self._no_allocator_logged:
+                self._no_allocator_logged = True
+                log.error("Not placing public addresses: no ipalloc policy is installed on this node")
             await self._all(members, Opcode.IPREALLOCATED)
             self._takeover_done_key = key
             return
