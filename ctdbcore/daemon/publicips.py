@@ -31,6 +31,7 @@ class Vnn:
     ifaces: tuple[str, ...]
     pnn: int = UNASSIGNED  # who holds it, as far as this node knows
     active_iface: str | None = None  # set only while this node holds it
+    releasing: anyio.Event | None = None  # set while a releaseip event for it runs
 
 
 @attrs.define(eq=False)
@@ -179,6 +180,10 @@ class PublicIPs:
         if v is None:
             log.info("Not releasing unknown IP %s", ip)
             return 0, ""
+        while v.releasing is not None:
+            # Already being released (a node that stops releases everything while the
+            # leader's run tells it the same): one releaseip, then this one is redundant.
+            await v.releasing.wait()
         if v.pnn != self.d.pnn or v.active_iface is None:
             v.pnn = pnn  # 4.17's redundant release: just learn the new holder
             return 0, ""
@@ -186,7 +191,12 @@ class PublicIPs:
                 "-1" if pnn == UNASSIGNED else pnn)
         iface = v.active_iface
         if self.d.events is not None:
-            ok = await self.d.events.run("releaseip", iface=iface, ip=str(v.ip), maskbits=v.prefixlen)
+            v.releasing = anyio.Event()
+            try:
+                ok = await self.d.events.run("releaseip", iface=iface, ip=str(v.ip), maskbits=v.prefixlen)
+            finally:
+                v.releasing.set()
+                v.releasing = None
             if not ok:
                 return -1, f"releaseip event failed for {ip}"
         self._ref(iface, -1)
