@@ -201,6 +201,28 @@ def test_shutdown_frees_everything_so_an_immediate_restart_works(node) -> None:
     tool(node, "shutdown")
 
 
+def test_tells_systemd_when_it_is_ready_and_when_it_stops(node, tmp_path) -> None:
+    """Type=notify (contrib/systemd/ctdb.service): READY=1 with our pid once the socket
+    answers, STOPPING=1 at shutdown; event scripts do not inherit NOTIFY_SOCKET."""
+    addr = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(addr)
+    listener.settimeout(30)
+    proc = subprocess.Popen([*CTDBD, "-i"], env=_env(node, NOTIFY_SOCKET=addr),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        msg = listener.recv(4096).decode()
+        assert msg.splitlines() == ["READY=1", f"MAINPID={proc.pid}"]
+        assert tool(node, "pnn").stdout.strip() == "0"  # ready means clients can connect
+        tool(node, "shutdown")
+        assert listener.recv(4096).decode() == "STOPPING=1"
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+
+
 @pytest.mark.slow
 def test_cluster_node_shut_down_and_restarted_at_once_rejoins(local_cluster) -> None:
     lc = local_cluster(n=3, loopback=True, loopback_base=125)
