@@ -131,6 +131,24 @@ def test_outside_test_mode_it_gets_a_session_of_its_own_and_leaves_the_directory
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("location", ["stderr", "syslog"])
+def test_logging_to_stderr_or_syslog_in_the_background_breaks_nothing(node, location) -> None:
+    conf = (node / "ctdb.conf").read_text().replace(f"file:{node}/log.ctdb", location)
+    (node / "ctdb.conf").write_text(conf)
+    r = start(node)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # nothing of the daemon's log came through the pipe
+    pid = int((node / "run" / "ctdbd.pid").read_text())
+    assert os.readlink(f"/proc/{pid}/fd/2") == "/dev/null"
+    # it keeps logging (to nowhere, or syslog) and serving
+    tool(node, "setdebug", "DEBUG")
+    for _ in range(3):
+        assert tool(node, "status").returncode == 0
+    assert alive(pid)
+    tool(node, "shutdown")
+    assert not (node / "run" / "ctdbd.pid").exists()
+
+
 def test_configuration_errors_are_reported_before_forking(node) -> None:
     (node / "ctdb.conf").write_text("[cluster]\n\tleader timeout = soon\n")
     r = start(node)
