@@ -46,9 +46,15 @@ class Paths:
         return self.etc("ctdb.tunables")
 
 
+def test_mode(env: Mapping[str, str] = os.environ) -> bool:
+    """4.17 (common/path.c, server/ctdbd.c): test mode is on when CTDB_TEST_MODE is
+    set at all, whatever its value; the client side (client/paths.py) agrees."""
+    return env.get("CTDB_TEST_MODE") is not None
+
+
 def default_paths(env: Mapping[str, str] = os.environ) -> Paths:
     etc_dir = env.get("CTDB_BASE") or DEFAULT_ETC_DIR
-    if env.get("CTDB_TEST_MODE") == "yes":
+    if test_mode(env):
         run_dir = os.path.join(etc_dir, "run")
         var_dir = os.path.join(etc_dir, "var")
     else:

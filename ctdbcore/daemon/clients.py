@@ -121,6 +121,8 @@ class ClientServer:
         stats: collections.Counter[str] | None = None,
     ) -> None:
         self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._ino = 0
         self.stats = stats
         self.on_packet = on_packet
         self.on_close = on_close
@@ -144,6 +146,7 @@ class ClientServer:
             sock.close()
             raise
         server = await asyncio.get_running_loop().create_unix_server(lambda: _Connection(self), sock=sock)
+        self._server, self._ino = server, os.stat(self.path).st_ino
         try:
             if self.group:
                 os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
@@ -153,14 +156,23 @@ class ClientServer:
             task_status.started()
             await anyio.sleep_forever()
         finally:
-            server.close()
+            self.stop_listening()
             for client in list(self.clients.values()):
                 client.close()
                 self._gone(client)
-            try:
+
+    def stop_listening(self) -> None:
+        """Stop accepting clients and remove the socket, if it is still ours (a new
+        daemon may already have put its own there); connected clients stay."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        try:
+            if os.stat(self.path).st_ino == self._ino:
                 os.unlink(self.path)
-            except OSError:
-                pass
+        except OSError:
+            pass
 
     def _connected(self, transport: asyncio.Transport) -> ClientConn:
         sock = transport.get_extra_info("socket")

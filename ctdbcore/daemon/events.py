@@ -37,11 +37,12 @@ WATCH_HOOK = "ctdb_watch"
 class EventHost:
     def __init__(self, pm, *, tunables, run_dir: str, pnn: int, config, logger: logging.Logger,
                  events_dir: str | None = None, script_vardir: str | None = None,
-                 configured: Mapping[str, tuple[bool, str]] | None = None) -> None:
+                 configured: Mapping[str, tuple[bool, str]] | None = None, test_mode: bool = False) -> None:
         """
         :param events_dir: ``$CTDB_BASE/events/legacy`` (the enable state files);
             None = every plugin enabled (tests of the host alone).
         :param configured: plugin name -> (enabled, where) from the configuration files.
+        :param test_mode: ``CTDB_TEST_MODE``: public addresses are bookkeeping only.
         """
         self.pm = pm
         self.tunables = tunables
@@ -49,7 +50,7 @@ class EventHost:
         settings = {name: s.values for name, s in (getattr(config, "plugin_settings", None) or {}).items()}
         self.ctx = EventContext(pnn=pnn, event="init", config=config, logger=logger.getChild("plugins"),
                                 rundir=run_dir, script_vardir=script_vardir or run_dir, all_settings=settings,
-                                reporter=self.report_failure)
+                                reporter=self.report_failure, test_mode=test_mode)
         self.store = EventStatusStore.in_rundir(run_dir)
         self.health = MonitorHealth(
             monitor_timeout_count=max(1, int(tunables.get("MonitorTimeoutCount"))),

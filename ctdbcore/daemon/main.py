@@ -1,4 +1,8 @@
-"""`ctdbd`: command line, configuration, signals; then hands over to Daemon.run()."""
+"""`ctdbd`: command line, configuration, signals; then hands over to Daemon.run().
+
+As 4.17: everything that can be wrong with the configuration is found and reported
+(exit 1) before the daemon forks into the background; `-i` stays in the foreground.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,17 @@ import signal
 import sys
 
 import anyio
+import attrs
 
 from ctdbcore import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctdbd", description="Clustered TDB daemon (Python, CTDB 4.17 compatible)")
-    p.add_argument("-i", "--interactive", action="store_true", help="stay in the foreground")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="stay in the foreground (default: fork into the background once configured)")
     p.add_argument("--socket", help="unix socket path (default $CTDB_SOCKET or <rundir>/ctdbd.socket)")
-    p.add_argument("--pidfile", help="write the daemon's pid here")
+    p.add_argument("--pidfile", help="the pid file, locked while the daemon runs (default <rundir>/ctdbd.pid)")
     p.add_argument("--socket-group", default=os.environ.get("CTDB_SOCKET_GROUP"),
                    help="let this group use the unix socket too (mode 0770); default: root only (0700)")
     p.add_argument("--check-config", action="store_true", help="print the effective configuration or the errors, then exit")
@@ -154,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from ctdbcore.config.errors import ConfigErrors
     from ctdbcore.config.model import config_to_dict, load_config
-    from ctdbcore.config.paths import default_paths
+    from ctdbcore.config.paths import default_paths, test_mode
     from ctdbcore.plugins.manager import PluginLoadError, load_named, make_plugin_manager
 
     paths = default_paths(os.environ)
+    in_test_mode = test_mode(os.environ)
     # Plugins load before the configuration is read: their settings are part of it.
     try:
         if args.no_plugins:
@@ -193,11 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"#   {name} = {value}")
         return 0
 
-    from ctdbcore.daemon.events import EventHost
-    from ctdbcore.daemon.logsetup import setup_logging, wire_level
-    from ctdbcore.daemon.mutex import make_cluster_mutex
-    from ctdbcore.daemon.node import Daemon, find_own_pnn
-    from ctdbcore.db.registry import Databases, DbDirs
+    from ctdbcore.daemon.daemonize import AlreadyRunning, PidFile, Readiness, check_socket_free, daemonize
+    from ctdbcore.daemon.logsetup import setup_logging
+    from ctdbcore.daemon.node import find_own_pnn
 
     conf = config.ctdb_conf
     location = conf.logging.location
@@ -206,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     logger = setup_logging(location, conf.logging.log_level)
     for warning in config.warnings:
         logger.warning("%s", warning)
-    socket_path = args.socket or os.environ.get("CTDB_SOCKET") or paths.socket
-    run_dir = os.path.dirname(socket_path) or paths.run_dir
+    # Absolute: the background daemon runs in / (it must not keep a directory busy).
+    socket_path = os.path.abspath(args.socket or os.environ.get("CTDB_SOCKET") or paths.socket)
+    run_dir = os.path.dirname(socket_path)
 
     try:
         transport_plugin = load_named("ctdb.transport", conf.cluster.transport)
@@ -218,64 +224,153 @@ def main(argv: list[str] | None = None) -> int:
 
     pnn = find_own_pnn(list(config.nodes), conf.cluster.node_address)
     allocator = None
-    if not conf.failover.disabled and config.public_addresses:
+    if not conf.failover.disabled:
+        # Every node needs the policy, its own public_addresses empty or not: whoever
+        # is leader places every node's addresses (4.17's takeover helper runs there).
         from ctdbcore.daemon.ipalloc_glue import make_allocator
 
         try:
             allocator = make_allocator(config.tunables)
         except PluginLoadError as e:
-            logger.error("%s", e)
-            print(f"ctdbd: {e}", file=sys.stderr)
+            if config.public_addresses:
+                logger.error("%s", e)
+                print(f"ctdbd: {e}", file=sys.stderr)
+                return 1
+            logger.warning("%s; as leader this node will not place public addresses", e)
+
+    # One daemon per pid file and socket: a second one would unlink the first one's
+    # socket and take its clients. Checked before forking, so the command says so.
+    try:
+        pidfile = PidFile.acquire(args.pidfile or os.path.join(run_dir, "ctdbd.pid"))
+    except (AlreadyRunning, OSError) as e:
+        logger.error("%s", e)
+        print(f"ctdbd: {e}", file=sys.stderr)
+        return 1
+    try:
+        check_socket_free(socket_path)
+    except AlreadyRunning as e:
+        pidfile.remove()
+        logger.error("%s", e)
+        print(f"ctdbd: {e}", file=sys.stderr)
+        return 1
+
+    # systemd (Type=notify) is told by us, not by our children (event scripts).
+    notify_env = {"NOTIFY_SOCKET": os.environ.pop("NOTIFY_SOCKET")} if "NOTIFY_SOCKET" in os.environ else {}
+    ready = Readiness(None)
+    if not args.interactive:
+        # Nothing above opened a database, started a thread or an event loop: all of
+        # that belongs to the child (fcntl locks and threads do not survive a fork).
+        ready = daemonize(test_mode=in_test_mode,
+                          log_file=location[len("file:"):] if location.startswith("file:") else None)
+    pidfile.write(os.getpid())
+    st = _Start(args=args, config=config, paths=paths, logger=logger, pm=pm, transport_plugin=transport_plugin,
+                pnn=pnn, allocator=allocator, socket_path=socket_path, run_dir=run_dir, test_mode=in_test_mode,
+                pidfile=pidfile, ready=ready, notify_env=notify_env)
+    try:
+        try:
+            daemon = _make_daemon(st)
+        except Exception as e:  # e.g. a database directory that cannot be created
+            logger.exception("ctdbd: start-up failed: %s", e)
+            ready.fail(f"{type(e).__name__}: {e}")
             return 1
-    events = EventHost(pm, tunables=config.tunables, run_dir=run_dir, pnn=pnn, config=config, logger=logger,
-                       events_dir=paths.etc("events/legacy"),
-                       script_vardir=os.environ.get("CTDB_SCRIPT_VARDIR") or os.path.join(paths.var_dir, "scripts"),
-                       configured=_configured_enablement(config))
+        return _serve(daemon, logger, ready)
+    finally:
+        pidfile.remove()
+
+
+@attrs.frozen
+class _Start:
+    """What main() found out before the fork, for building the daemon after it."""
+
+    args: argparse.Namespace
+    config: object
+    paths: object
+    logger: object
+    pm: object
+    transport_plugin: object
+    pnn: int
+    allocator: object
+    socket_path: str
+    run_dir: str
+    test_mode: bool
+    pidfile: object
+    ready: object
+    notify_env: dict
+
+
+def _make_daemon(st: _Start):
+    from ctdbcore.daemon.daemonize import sd_notify
+    from ctdbcore.daemon.events import EventHost
+    from ctdbcore.daemon.logsetup import wire_level
+    from ctdbcore.daemon.mutex import make_cluster_mutex
+    from ctdbcore.daemon.node import Daemon
+    from ctdbcore.db.registry import Databases, DbDirs
+
+    config, logger = st.config, st.logger
+    conf = config.ctdb_conf
+    if st.test_mode:
+        logger.log(25, "CTDB_TEST_MODE enabled")
+
+    def on_ready() -> None:
+        st.ready.ok()
+        sd_notify(f"READY=1\nMAINPID={os.getpid()}", st.notify_env)
+
+    def on_stopped() -> None:
+        # Before the clients' connections close: `ctdb shutdown` returns when ours
+        # closes, and a restart right after must find the pid file gone.
+        st.pidfile.remove()
+        sd_notify("STOPPING=1", st.notify_env)
+
+    configured = _configured_enablement(config)
+    events = EventHost(st.pm, tunables=config.tunables, run_dir=st.run_dir, pnn=st.pnn, config=config, logger=logger,
+                       events_dir=st.paths.etc("events/legacy"),
+                       script_vardir=os.environ.get("CTDB_SCRIPT_VARDIR") or os.path.join(st.paths.var_dir, "scripts"),
+                       configured=configured, test_mode=st.test_mode)
     try:
         from ctdbcore.plugins.enablement import write_configured
 
-        write_configured(run_dir, _configured_enablement(config))
+        write_configured(st.run_dir, configured)
     except OSError as e:
-        logger.warning("Could not write %s/plugins-configured.json: %s", run_dir, e)
+        logger.warning("Could not write %s/plugins-configured.json: %s", st.run_dir, e)
     dbconf = conf.database
     databases = Databases(
-        pnn,
-        DbDirs(dbconf.volatile_dir, dbconf.persistent_dir, dbconf.state_dir),
+        st.pnn,
+        DbDirs(*(os.path.abspath(d) for d in (dbconf.volatile_dir, dbconf.persistent_dir, dbconf.state_dir))),
         hash_size=int(config.tunables.get("DatabaseHashSize")),
         max_dead=int(config.tunables.get("DatabaseMaxDead")),
         mutexes=dbconf.tdb_mutexes,
     )
     for db in databases.attach_on_disk():
         logger.info("Attached persistent database %s from %s", db.name, db.path)
-    daemon = Daemon(
+    return Daemon(
         debug_level=wire_level(conf.logging.log_level),
-        pnn=pnn,
+        pnn=st.pnn,
         nodes=list(config.nodes),
         tunables=config.tunables,
-        socket_path=socket_path,
+        socket_path=st.socket_path,
         cluster_lock=conf.cluster.cluster_lock,
         leader_timeout=float(conf.cluster.leader_timeout),
         leader_capability=conf.cluster.leader_capability,
         lmaster_capability=conf.legacy.lmaster_capability,
         start_as_disabled=conf.legacy.start_as_disabled,
         start_as_stopped=conf.legacy.start_as_stopped,
-        transport_plugin=transport_plugin,
+        transport_plugin=st.transport_plugin,
         mutex_factory=lambda spec: make_cluster_mutex(spec, logger=logger),
         events=events,
-        socket_group=args.socket_group,
+        socket_group=st.args.socket_group,
         public_addresses=config.public_addresses,
         failover_disabled=conf.failover.disabled,
-        allocator=allocator,
-        public_addresses_path=paths.public_addresses,
+        allocator=st.allocator,
+        public_addresses_path=os.path.abspath(st.paths.public_addresses),
         public_interface=None,
         databases=databases,
+        test_mode=st.test_mode,
+        on_ready=on_ready,
+        on_stopped=on_stopped,
     )
-    pidfile = args.pidfile
-    if pidfile:
-        os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
-        with open(pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
 
+
+def _serve(daemon, logger, ready) -> int:
     async def amain() -> None:
         async with anyio.create_task_group() as tg:
             async def signals() -> None:
@@ -292,14 +387,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         anyio.run(amain)
     except SystemExit as e:
-        return int(e.code or 0) if isinstance(e.code, int) else 1
-    finally:
-        if pidfile:
-            try:
-                os.unlink(pidfile)
-            except OSError:
-                pass
+        code = int(e.code or 0) if isinstance(e.code, int) else 1
+        if code:
+            ready.fail(str(e.code) if not isinstance(e.code, int) else "see the log")
+        return code
+    except Exception as e:  # e.g. the node port is taken; the traceback goes to the log
+        logger.exception("ctdbd: %s", e)
+        ready.fail(_reason(e))
+        return 1
     return 0
+
+
+def _reason(e: BaseException) -> str:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return f"{type(e).__name__}: {e}"
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from ctdbcore.cluster import effects as fx
 from ctdbcore.cluster.election import Election
 from ctdbcore.cluster.liveness import Liveness
 from ctdbcore.cluster.recovery import NodeView, active_nodes, new_generation, plan_vnnmap, recovery_reason
-from ctdbcore.cluster.takeover import UNASSIGNED, NodeIPs, plan
+from ctdbcore.cluster.takeover import UNASSIGNED, NodeIPs, PlacementError, plan
 from ctdbcore.daemon.clients import ClientConn, ClientServer
 from ctdbcore.daemon import dbcontrols  # noqa: F401  (registers the database controls)
 from ctdbcore.daemon.controls import HANDLERS
@@ -130,8 +130,14 @@ class Daemon:
         public_interface: str | None = None,
         databases=None,  # ctdbcore.db.registry.Databases
         debug_level: int = 3,  # DBGLVL of the configured log level (NOTICE, 4.17's default)
+        test_mode: bool = False,  # CTDB_TEST_MODE: public addresses are bookkeeping only
+        on_ready=None,  # called once the unix socket and the node port are listening
+        on_stopped=None,  # called at shutdown once both are closed, before the clients are
     ) -> None:
         self.pnn = pnn
+        self.test_mode = test_mode
+        self.on_ready = on_ready
+        self.on_stopped = on_stopped
         # 4.17's ctdb_statistics counters, by field name (``ctdb statistics``); the
         # client server counts client_packets_sent into it.
         self.stats: collections.Counter[str] = collections.Counter()
@@ -221,6 +227,7 @@ class Daemon:
         self.public_addresses_path = public_addresses_path
         self.public_interface = public_interface
         self.allocator = allocator
+        self._no_allocator_logged = False
         self.public_ips = PublicIPs(self, public_addresses)
         self.tickles = Tickles(self)
         self._shutdown = anyio.Event()
@@ -289,7 +296,19 @@ class Daemon:
                 log.error("Failed to run init event, shutting down")
                 raise SystemExit(1)
             await tg.start(self.server.serve)
-            await tg.start(self.transport.serve)
+            transport_scope = anyio.CancelScope()
+            transport_done = anyio.Event()
+
+            async def transport(task_status=anyio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    with transport_scope:
+                        await self.transport.serve(task_status=task_status)
+                finally:
+                    transport_done.set()
+
+            await tg.start(transport)
+            if self.on_ready:
+                self.on_ready()
             self.runstate = Runstate.SETUP
             if self.events and not await self.events.run("setup"):
                 log.error("Failed to run setup event, shutting down")
@@ -304,6 +323,15 @@ class Daemon:
             tg.start_soon(self.tickles.update_loop)
             await self._shutdown.wait()
             await self._do_shutdown()
+            # `ctdb shutdown` returns when our connection to it closes, and whoever
+            # sent it may start a new ctdbd at once: the socket, the node port and the
+            # pid file must all be free before any client connection closes.
+            self.server.stop_listening()
+            transport_scope.cancel()
+            with anyio.move_on_after(2):
+                await transport_done.wait()
+            if self.on_stopped:
+                self.on_stopped()
             tg.cancel_scope.cancel()
 
     async def _stat_history_loop(self) -> None:
@@ -1103,10 +1131,6 @@ class Daemon:
     async def _all(self, pnns: list[int], opcode: int, data: bytes = b"") -> None:
         await self._each(pnns, lambda p: self.control_ok(p, opcode, data, timeout=RECOVERY_STEP_TIMEOUT))
 
-    async def _phase(self, members: list[int], opcode: int, moves: list) -> None:
-        await self._each(moves, lambda m: self._all(
-            members, opcode, T.PublicIp(pnn=m[1] & 0xFFFFFFFF, addr=T.SockAddr(ip=m[0])).pack()))
-
     async def _do_recovery(self, views: list[NodeView], reason: str) -> None:
         active = active_nodes(views)
         log.log(NOTICE, "Starting recovery (%s), active nodes %s", reason, active)
@@ -1140,6 +1164,10 @@ class Daemon:
             log.warning("Takeover run failed: %s", e)
             ok = False
             self._blame(e.pnn, "takeover run failed")
+        except PlacementError as e:
+            # The leader's own policy is at fault, not a node: nobody is blamed.
+            log.error("Takeover run failed: %s", e)
+            ok = False
         self._takeover_failed = not ok
         if ok:
             self._ban_credits.clear()
@@ -1188,8 +1216,9 @@ class Daemon:
             log.info("Waiting %.2f s before moving addresses of silent nodes", wait)
             await anyio.sleep(wait)
         key = self._takeover_key()
-        members = [p for p in [self.pnn, *self.connected_pnns()] if not self.flags[p] & INACTIVE]
-        members.sort()
+        # 4.17: every connected node is asked what it knows (a stopped or banned node
+        # too, so that it learns where its addresses went); only active nodes can host.
+        members = sorted([self.pnn, *self.connected_pnns()])
         silent = sorted(p for p in self._silent_peers if self.flags[p] & NodeFlags.DISCONNECTED)
         if silent and not self._may_take_silent():
             # A leader cut off from most of the cluster still holds the lock (the other
@@ -1201,6 +1230,9 @@ class Daemon:
             self._takeover_done_key = key
             return
         if self.failover_disabled or self.allocator is None:
+            if self.allocator is None and not self.failover_disabled and not self._no_allocator_logged:
+                self._no_allocator_logged = True
+                log.error("Not placing public addresses: no ipalloc policy is installed on this node")
             await self._all(members, Opcode.IPREALLOCATED)
             self._takeover_done_key = key
             return
@@ -1224,15 +1256,23 @@ class Daemon:
         infos.sort(key=lambda n: n.pnn)
         pl = plan(infos, self.allocator)
         # All releases finish before any take starts, so an address is never up on
-        # two nodes; within each phase the addresses move in parallel.
-        await self._phase(members, Opcode.RELEASE_IP, pl.releases)
-        # The new holder takes it; everyone else records who holds it.
-        await self._phase(members, Opcode.TAKEOVER_IP, pl.takes)
+        # two nodes; within each phase the addresses move in parallel. Releases go to
+        # the nodes that know each address (the others learn the holder from them);
+        # the take only to the new holder: pools differ per node, and a node asked to
+        # take an address it does not have would fail the run.
+        await self._each(pl.release_targets, lambda r: self._each(r[2], lambda p: self.control_ok(
+            p, Opcode.RELEASE_IP, _pip(r[0], r[1]), timeout=RECOVERY_STEP_TIMEOUT)))
+        await self._each(pl.takes, lambda t: self.control_ok(
+            t[1], Opcode.TAKEOVER_IP, _pip(t[0], t[1]), timeout=RECOVERY_STEP_TIMEOUT))
         await self._all(members, Opcode.IPREALLOCATED)
         self._takeover_done_key = key
         if pl.releases or any(pl.current.get(ip) != pnn for ip, pnn in pl.takes):
             log.log(NOTICE, "Takeover run moved addresses: %s",
                     ", ".join(f"{ip}->{p}" for ip, p in pl.takes if pl.current.get(ip) != p) or "released only")
+
+
+def _pip(ip, pnn: int) -> bytes:
+    return T.PublicIp(pnn=pnn & 0xFFFFFFFF, addr=T.SockAddr(ip=ip)).pack()
 
 
 # Calls and record moves: what a peer must get even when sent just before the

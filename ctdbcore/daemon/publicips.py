@@ -31,6 +31,7 @@ class Vnn:
     ifaces: tuple[str, ...]
     pnn: int = UNASSIGNED  # who holds it, as far as this node knows
     active_iface: str | None = None  # set only while this node holds it
+    releasing: anyio.Event | None = None  # set while a releaseip event for it runs
 
 
 @attrs.define(eq=False)
@@ -132,7 +133,11 @@ class PublicIPs:
     async def takeover(self, pnn: int, ip) -> tuple[int, str]:
         v = self.find(ip)
         if v is None:
-            return -1, f"takeover of IP {ip} not available on this node"
+            # 4.17 answers 0 ("not a public address"): the leader only asks the node
+            # it placed the address on, where it was available when it looked, so
+            # this is a delip racing the run; the next run places it elsewhere.
+            log.warning("Not taking over IP %s: it is not in this node's public addresses", ip)
+            return 0, ""
         if pnn != self.d.pnn:
             if v.pnn == self.d.pnn:
                 # We still hold it: release first (the leader releases before takes,
@@ -175,6 +180,10 @@ class PublicIPs:
         if v is None:
             log.info("Not releasing unknown IP %s", ip)
             return 0, ""
+        while v.releasing is not None:
+            # Already being released (a node that stops releases everything while the
+            # leader's run tells it the same): one releaseip, then this one is redundant.
+            await v.releasing.wait()
         if v.pnn != self.d.pnn or v.active_iface is None:
             v.pnn = pnn  # 4.17's redundant release: just learn the new holder
             return 0, ""
@@ -182,7 +191,12 @@ class PublicIPs:
                 "-1" if pnn == UNASSIGNED else pnn)
         iface = v.active_iface
         if self.d.events is not None:
-            ok = await self.d.events.run("releaseip", iface=iface, ip=str(v.ip), maskbits=v.prefixlen)
+            v.releasing = anyio.Event()
+            try:
+                ok = await self.d.events.run("releaseip", iface=iface, ip=str(v.ip), maskbits=v.prefixlen)
+            finally:
+                v.releasing.set()
+                v.releasing = None
             if not ok:
                 return -1, f"releaseip event failed for {ip}"
         self._ref(iface, -1)

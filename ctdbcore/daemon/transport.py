@@ -23,7 +23,9 @@ class TransportHost(Protocol):
 
 class Transport(Protocol):
     async def serve(self, task_status) -> None:
-        """Listen and keep connections to all peers until cancelled."""
+        """Listen and keep connections to all peers until cancelled; when cancelled,
+        close the listener and the connections before returning (the daemon cancels
+        the transport at shutdown and expects the port free afterwards)."""
 
     def send(self, pnn: int, data: bytes) -> bool:
         """Queue one packed packet for a peer; False when it is not connected."""

@@ -88,11 +88,20 @@ class TcpTransport:
     async def serve(self, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         listener = await anyio.create_tcp_listener(local_host=str(self.own_addr), local_port=self.port)
         self.log.log(25, "Listening on %s:%d", self.own_addr, self.port)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, self._accept)
-            for peer in self.peers.values():
-                tg.start_soon(self._outbound_loop, peer)
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, self._accept)
+                for peer in self.peers.values():
+                    tg.start_soon(self._outbound_loop, peer)
+                task_status.started()
+        finally:
+            # Closed now, not when the process exits: a ctdbd restarted right after a
+            # shutdown binds the same port.
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+                for peer in self.peers.values():
+                    _shutdown(peer.inbound)
+                    _shutdown(peer.outbound)
 
     # -- internals ----------------------------------------------------------------
 

@@ -23,6 +23,12 @@ Like the script, the plugin does nothing when the node has no public addresses
   from OLD and NEW, add to NEW, unblock, flush, gratuitous ARP on NEW, tickle every
   connection both ways.
 * ``shutdown``: drop every configured public address.
+
+Under ``CTDB_TEST_MODE`` (``ctx.test_mode``) every hook does nothing: several nodes
+share one machine, often one namespace and ``lo``, so public addresses are bookkeeping
+in the daemons only, as with 4.17's local daemons (which run without 10.interface and
+with ``do_checkpublicip`` off). The daemon then skips its gratuitous ARPs and tickle
+ACKs too (ctdbcore/daemon/tickles.py).
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ KILL_TIMEOUT = 5.0
 
 
 def _public_addresses(ctx: EventContext) -> tuple[Any, ...]:
+    if getattr(ctx, "test_mode", False):
+        return ()  # nothing of ours is on an interface (see the module docstring)
     return tuple(getattr(ctx.config, "public_addresses", None) or ())
 
 
@@ -147,6 +155,9 @@ def _gratuitous(ctx: EventContext, iface: str, ip: str) -> None:
 
 @hookimpl
 def ctdb_init(ctx: EventContext) -> str | None:
+    if ctx.test_mode:
+        ctx.logger.info("CTDB_TEST_MODE: public addresses are bookkeeping only, no interface is touched")
+        return None
     if not _public_addresses(ctx):
         ctx.logger.info("No public addresses file found")
         return None
@@ -180,6 +191,8 @@ def ctdb_shutdown(ctx: EventContext) -> None:
 
 @hookimpl
 def ctdb_takeip(ctx: EventContext, iface: str, ip: str, maskbits: int) -> str | None:
+    if ctx.test_mode:
+        return None
     try:
         _addr.add_ip(iface, ip, int(maskbits))
     except NetifError as exc:
@@ -192,6 +205,8 @@ def ctdb_takeip(ctx: EventContext, iface: str, ip: str, maskbits: int) -> str | 
 
 @hookimpl
 def ctdb_releaseip(ctx: EventContext, iface: str, ip: str, maskbits: int) -> str | None:
+    if ctx.test_mode:
+        return None
     found = _addr.ip_maskbits_iface(ip)
     if found is None:
         return f"ERROR: Unable to determine interface for IP {ip}"
@@ -219,6 +234,8 @@ def ctdb_releaseip(ctx: EventContext, iface: str, ip: str, maskbits: int) -> str
 
 @hookimpl
 def ctdb_updateip(ctx: EventContext, old_iface: str, new_iface: str, ip: str, maskbits: int) -> str | None:
+    if ctx.test_mode:
+        return None
     found = _addr.ip_maskbits_iface(ip)
     if found is None:
         return f"ERROR: Unable to determine interface for IP {ip}"

@@ -35,6 +35,9 @@ class EventContext:
         class filled from the configuration files (None if it declares none).
     :ivar runner: runs commands (:class:`ctdbcore.plugins.service.CommandRunner`);
         tests put a recording runner here.
+    :ivar test_mode: ``CTDB_TEST_MODE`` is set: several nodes share one machine (and
+        often one network namespace), so public addresses are bookkeeping only, as in
+        4.17; a plugin must not add or remove addresses, send ARPs or kill connections.
     """
 
     pnn: int
@@ -43,6 +46,7 @@ class EventContext:
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("ctdb.plugins"))
     rundir: Path = attrs.field(default=Path("/run/ctdb"), converter=Path)
     script_vardir: Path = attrs.field(default=Path("/var/lib/ctdb/scripts"), converter=Path)
+    test_mode: bool = False
     plugin: str | None = None
     settings: Any = None
     runner: CommandRunner = attrs.field(factory=SubprocessRunner)

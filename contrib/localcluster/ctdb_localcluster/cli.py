@@ -19,6 +19,15 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _pools(text: str) -> tuple[tuple[int, ...], ...]:
+    """"0,1,2;0,1;" -> ((0, 1, 2), (0, 1), ()): one pool per node, separated by ';'."""
+    try:
+        return tuple(tuple(int(i) for i in pool.split(",") if i.strip()) for pool in text.split(";"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected address indexes per node, e.g. '0,1,2;0,1;' for 3 nodes, got {text!r}") from None
+
+
 def _group(text: str) -> list[int]:
     try:
         return [int(p) for p in text.split(",") if p != ""]
@@ -41,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--public-ips", type=int, default=None, metavar="K")
     up.add_argument("--ipv6-public", type=int, default=0, metavar="K",
                     help="also K IPv6 public addresses (2001:db8:100::101...)")
+    up.add_argument("--public-pools", type=_pools, default=None, metavar="I,J;K;...",
+                    help="per node, the indexes of the public addresses its public_addresses lists "
+                         "(an empty entry: an empty file); in loopback mode: on lo, CTDB_TEST_MODE")
     up.add_argument("--log-level", default="NOTICE")
     up.add_argument("--lock", choices=("none", "file", "helper"), default="file")
     up.add_argument("--tunable", type=_key_value, action="append", default=[],
@@ -130,7 +142,8 @@ def _dispatch(lc: LocalCluster, args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "up":
         built = lc.up(n=args.n, loopback=args.loopback, loopback_base=args.loopback_base,
-                      public_ips=args.public_ips, ipv6_public=args.ipv6_public, log_level=args.log_level, lock=args.lock,
+                      public_ips=args.public_ips, ipv6_public=args.ipv6_public,
+                      public_pools=args.public_pools, log_level=args.log_level, lock=args.lock,
                       tunables=tuple(args.tunable), env=tuple(args.env), plugins=args.plugins,
                       impl=args.impl, ctdbd=args.ctdbd, ctdb=args.ctdb)
         state = "started" if built else "already running"

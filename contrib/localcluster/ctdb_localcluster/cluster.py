@@ -84,6 +84,27 @@ class Options:
     script_options: tuple[str, ...] = ()
     #: lines of the seed's /etc/sysconfig/ctdb, given to our ctdbd with --sysconfig
     sysconfig: tuple[str, ...] = ()
+    #: Per node, the indexes of the cluster's public addresses its `public_addresses`
+    #: lists (None: every node lists all of them). Pools may differ and may be empty,
+    #: as in 4.17's own test suite. In loopback mode the addresses go on `lo` and the
+    #: nodes run with CTDB_TEST_MODE=yes: they share one namespace, so the addresses
+    #: are bookkeeping only, as for 4.17's local daemons.
+    public_pools: tuple[tuple[int, ...], ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.public_pools is None:
+            return
+        if len(self.public_pools) != self.n:
+            raise ClusterError(f"public_pools names {len(self.public_pools)} nodes, the cluster has {self.n}")
+        k = self.public_address_count()
+        for pnn, pool in enumerate(self.public_pools):
+            for i in pool:
+                if not 0 <= i < k:
+                    raise ClusterError(f"public pool of node {pnn}: no public address {i} "
+                                       f"(there are {k}: 0..{k - 1})")
+
+    def public_address_count(self) -> int:
+        return (self.n if self.public_ips is None else self.public_ips) + self.ipv6_public
 
     def to_json(self) -> dict:
         d = attrs.asdict(self)
@@ -94,6 +115,8 @@ class Options:
         d["real_scripts"] = list(self.real_scripts)
         d["script_options"] = list(self.script_options)
         d["sysconfig"] = list(self.sysconfig)
+        if self.public_pools is not None:
+            d["public_pools"] = [list(p) for p in self.public_pools]
         return d
 
     @classmethod
@@ -106,6 +129,8 @@ class Options:
         d["real_scripts"] = tuple(d.get("real_scripts", ()))
         d["script_options"] = tuple(d.get("script_options", ()))
         d["sysconfig"] = tuple(d.get("sysconfig", ()))
+        if d.get("public_pools") is not None:
+            d["public_pools"] = tuple(tuple(p) for p in d["public_pools"])
         return cls(**d)
 
 
@@ -289,17 +314,21 @@ class LocalCluster:
         return True
 
     def _build(self, o: Options) -> None:
+        k = o.n if o.public_ips is None else o.public_ips
+        all_public = [f"198.51.100.{101 + i}" for i in range(k)]
+        all_public += [f"{PUBLIC6_PREFIX}{101 + i}" for i in range(o.ipv6_public)]
+        if o.public_pools is not None:
+            public = [[all_public[i] for i in pool] for pool in o.public_pools]
+        else:
+            public = [all_public for _ in range(o.n)]
         if o.loopback:
             addresses = [f"127.0.0.{o.loopback_base + p}" for p in range(o.n)]
-            public = [[] for _ in range(o.n)]
+            if o.public_pools is None:
+                public = [[] for _ in range(o.n)]  # loopback nodes get public addresses only when asked
         else:
             if o.n > 99:
                 raise ClusterError("at most 99 nodes in namespace mode")
             addresses = [f"192.0.2.{1 + p}" for p in range(o.n)]
-            k = o.n if o.public_ips is None else o.public_ips
-            all_public = [f"198.51.100.{101 + i}" for i in range(k)]
-            all_public += [f"{PUBLIC6_PREFIX}{101 + i}" for i in range(o.ipv6_public)]
-            public = [all_public for _ in range(o.n)]
         impl_ctdbd = REAL_CTDBD if o.impl == "real" else default_ctdbd()
         impl_ctdb = REAL_CTDB if o.impl == "real" else default_ctdb()
         ctdbd = o.ctdbd or impl_ctdbd
@@ -348,7 +377,10 @@ class LocalCluster:
             (d / "nodes").write_text(nodes_text)
             pub = d / "public_addresses"
             if node.public_addresses:
-                pub.write_text(files.public_addresses_file(node.public_addresses))
+                pub.write_text(files.public_addresses_file(node.public_addresses,
+                                                           "lo" if o.loopback else "eth1"))
+            elif o.public_pools is not None:
+                pub.write_text("")  # an empty pool: the file exists and lists nothing (4.17's suite)
             elif pub.exists():
                 pub.unlink()
             tun = d / "ctdb.tunables"
@@ -394,9 +426,16 @@ class LocalCluster:
         # Event scripts and plugins keep state here (default /var/lib/ctdb/scripts,
         # which the nodes of one machine would share).
         env["CTDB_SCRIPT_VARDIR"] = str(Path(node.dir) / "var" / "scripts")
+        if self.loopback and self.options.public_pools is not None:
+            env["CTDB_TEST_MODE"] = "yes"  # see Options.public_pools
         if self.options.impl == "real":
             env["CTDB_TEST_MODE"] = "yes"
-        env.update(dict(self.options.env))
+        extra = dict(self.options.env)
+        if "PYTHONPATH" in extra and env.get("PYTHONPATH"):
+            # Prepended, not replaced: a plugin directory must not hide which ctdbcore
+            # the caller runs (a worktree on PYTHONPATH, say).
+            extra["PYTHONPATH"] = f"{extra['PYTHONPATH']}{os.pathsep}{env['PYTHONPATH']}"
+        env.update(extra)
         return env
 
     def _in_ns(self, ns: str | None, cmd: Sequence[str]) -> list[str]:

@@ -81,9 +81,52 @@ def test_takeover_picks_a_link_up_interface_and_fails_without_one() -> None:
 
 def test_unknown_address() -> None:
     d, pips = make("198.51.100.1/24 nosuch0\n")
-    status, why = run(pips.takeover, 1, ipaddress.ip_address("203.0.113.9"))
-    assert status == -1 and "not available" in why
+    # 4.17 answers 0 to a take of an address it does not list (see the next test)
+    assert run(pips.takeover, 1, ipaddress.ip_address("203.0.113.9")) == (0, "")
     assert run(pips.release, 1, ipaddress.ip_address("203.0.113.9")) == (0, "")
     assert pips.ip_info("203.0.113.9") is None
     with pytest.raises(ValueError):
         pips.find("not-an-ip")
+
+
+def test_takeover_of_an_address_not_in_the_pool_changes_nothing_and_is_not_an_error(caplog) -> None:
+    """4.17: TAKEOVER_IP for an address this node does not list answers 0 (a delip can
+    race a takeover run; failing would fail the run and earn the node ban credits)."""
+    d, pips = make("198.51.100.1/24 nosuch0\n")
+    assert run(pips.takeover, 1, ipaddress.ip_address("198.51.100.9")) == (0, "")
+    assert [str(v.ip) for v in pips.vnns] == ["198.51.100.1"] and pips.held_here() == []
+    assert d.messages == []
+    assert "Not taking over IP 198.51.100.9: it is not in this node's public addresses" in caplog.text
+
+
+def test_a_release_while_the_same_release_runs_waits_for_it_and_is_redundant() -> None:
+    """A stopping node releases everything while the leader's RELEASE_IP for the same
+    address arrives: one releaseip event, and both calls succeed."""
+    d, pips = make("198.51.100.1/24 nosuch0\n")
+    ip = ipaddress.ip_address("198.51.100.1")
+    v = pips.find(ip)
+    v.pnn, v.active_iface = d.pnn, "nosuch0"
+    calls: list[str] = []
+
+    class SlowEvents:
+        async def run(self, event, **args) -> bool:
+            calls.append(event)
+            await anyio.sleep(0.05)
+            return True
+
+    d.events = SlowEvents()
+    results = []
+
+    async def both() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: _collect(results, pips.release(UNASSIGNED, ip)))
+            await anyio.sleep(0.01)
+            tg.start_soon(lambda: _collect(results, pips.release(UNASSIGNED, ip)))
+
+    anyio.run(both)
+    assert calls == ["releaseip"] and results == [(0, ""), (0, "")]
+    assert v.pnn == UNASSIGNED and v.active_iface is None
+
+
+async def _collect(out, coro) -> None:
+    out.append(await coro)

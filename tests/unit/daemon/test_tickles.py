@@ -20,6 +20,7 @@ IP = "198.51.100.1"
 
 class FakeDaemon:
     pnn = 1
+    test_mode = False
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, bytes]] = []
@@ -98,6 +99,26 @@ def test_taking_an_address_over_tickles_the_known_list_and_starts_afresh(monkeyp
     assert listed(d) == []
     d.tickles.push_updates()
     assert [(p, tl.conns) for p, tl in d.pushed_lists()] == [(0, ()), (2, ())]
+
+
+def test_test_mode_sends_nothing_and_keeps_the_list(monkeypatch) -> None:
+    """CTDB_TEST_MODE (4.17: do_checkpublicip off): no gratuitous ARP, no tickle ACK,
+    and the tickle list is not moved into an announcement."""
+    import ctdbcore.netif.garp as garp
+    import ctdbcore.netif.tickle as tickle
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(garp, "send_gratuitous", lambda iface, ip: sent.append(("arp", iface, ip)))
+    monkeypatch.setattr(tickle, "send_tickle_ack", lambda src, dst: sent.append(("ack", src, dst)))
+    monkeypatch.setattr("ctdbcore.daemon.tickles.ANNOUNCE_AT", (0.0,))
+    d = FakeDaemon()
+    d.test_mode = True
+    d.tickles.add(conn(1001))
+    v = d.public_ips.find(IP)
+    v.pnn, v.active_iface = d.pnn, "nosuch0"
+    anyio.run(d.tickles.announce, ipaddress.ip_address(IP), "nosuch0")
+    assert sent == []
+    assert listed(d) == [1001]
 
 
 def test_a_connection_to_an_address_held_elsewhere_is_refused() -> None:

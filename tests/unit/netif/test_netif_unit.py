@@ -246,3 +246,25 @@ def test_kill_tcp_connections_pairs_like_4_17(monkeypatch):
         "Remaining connections:",
         "  198.51.100.100:2049 198.51.100.3:700",
     ]
+
+
+def test_plugin_in_test_mode_touches_nothing(monkeypatch):
+    """CTDB_TEST_MODE: the hooks succeed without one call into the system (4.17's local
+    daemons: no address added, removed or checked, no ARP, no killtcp)."""
+    def forbidden(*a, **k):
+        pytest.fail("test mode must not touch the system")
+
+    for name in ("add_ip", "del_ip", "drop_ip", "ip_maskbits_iface", "block_ip", "unblock_ip",
+                 "flush_route_cache", "interface_problem"):
+        monkeypatch.setattr(A, name, forbidden)
+    for name in ("send_gratuitous", "connections_for_ip", "kill_connections", "send_tickle_ack"):
+        monkeypatch.setattr(plugin, name, forbidden)
+    ctx = attrs.evolve(ctx_for(("lo",), ("lo",)), test_mode=True)
+    ip = "198.51.100.100"
+    assert plugin.ctdb_init(ctx=ctx) is None
+    assert plugin.ctdb_startup(ctx=ctx) is None
+    assert plugin.ctdb_monitor(ctx=ctx) is None
+    assert plugin.ctdb_takeip(ctx=ctx, iface="lo", ip=ip, maskbits=24) is None
+    assert plugin.ctdb_updateip(ctx=ctx, old_iface="lo", new_iface="lo", ip=ip, maskbits=24) is None
+    assert plugin.ctdb_releaseip(ctx=ctx, iface="lo", ip=ip, maskbits=24) is None
+    assert plugin.ctdb_shutdown(ctx=ctx) is None
