@@ -194,6 +194,29 @@ def test_builtin_backend_notify_names_the_backend(make):
     assert "CTDB_NFS_CALLOUT" not in envs(notify)
 
 
+def test_ganesha_path_settings_expand_ctdbds_environment(make, monkeypatch, tmp_path):
+    """One ctdb.conf line for nodes that each have their own CTDB_BASE (a namespace
+    cluster): config file, pid file, D-Bus address and checks dir name $CTDB_BASE."""
+    base = tmp_path / "node1"
+    (base / "nfs" / "export").mkdir(parents=True)
+    (base / "nfs" / "ganesha.conf").write_text(f'EXPORT {{\n    Path = "{base}/nfs/export";\n}}\n')
+    (base / "nfs" / "ganesha.pid").write_text("4242\n")
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "4242" / "cmdline").write_bytes(b"/usr/bin/ganesha.nfsd\0-F\0")
+    write_checks(base / "checks", {"20.nfs.check": 'service_check_cmd="$CTDB_NFS_CALLOUT check nfs"\n'})
+    monkeypatch.setenv("CTDB_BASE", str(base))
+    h = make(backend="ganesha", exports_file="$CTDB_BASE/nfs/ganesha.conf",
+             ganesha_pid_file="$CTDB_BASE/nfs/ganesha.pid", ganesha_dbus_address="unix:path=$CTDB_BASE/nfs/dbus.sock",
+             ganesha_grace_period="/nonexistent/grace_period", checks_dir="${CTDB_BASE}/checks")
+    assert h.output("monitor") == (0, "")  # the share of the expanded config exists, the pid is live
+    assert not [c for c in cmds(h.runner) if c[0] == "rpcinfo"]  # the expanded checks dir's file only
+    (base / "nfs" / "export").rmdir()
+    assert h.output("monitor")[1] == f'ERROR: nfs-ganesha directory "{base}/nfs/export" not available'
+    assert h.output("takeip", iface="eth1", ip="10.0.0.5", maskbits=24) == (0, "")
+    (grace,) = cmds(h.runner, "dbus-send")
+    assert grace[2] == f"--bus=unix:path={base}/nfs/dbus.sock" and grace[-1] == "string:5:10.0.0.5"
+
+
 # --------------------------------------------------------------------- 06.nfs
 
 
