@@ -44,6 +44,13 @@ def state_env(s: Settings) -> dict[str, str]:
     return env
 
 
+def expand(value: str | None) -> str | None:
+    """A path setting with ``$VARIABLES`` of ctdbd's environment expanded
+    (``$CTDB_BASE/nfs/ganesha.conf``: one ctdb.conf line for nodes with their own
+    ``CTDB_BASE``); unknown variables are left as they are."""
+    return os.path.expandvars(value) if value else value
+
+
 def make_callout(ctx: EventContext, s: Settings | None = None) -> Callout:
     """``CTDB_NFS_CALLOUT`` if set, else the built-in backend the settings choose."""
     s = s or settings_of(ctx)
@@ -52,11 +59,12 @@ def make_callout(ctx: EventContext, s: Settings | None = None) -> Callout:
         return ExternalCallout(s.nfs_callout, ctx.runner, sd, extra_env=state_env(s))
     if s.backend == "ganesha":
         return ganesha.GaneshaBackend(ctx.runner, sd, service_name=s.service_name, start_cmd=s.start_command,
-                                      stop_cmd=s.stop_command, config_file=s.exports_file,
-                                      pid_file=s.ganesha_pid_file, dbus_address=s.ganesha_dbus_address,
+                                      stop_cmd=s.stop_command, config_file=expand(s.exports_file),
+                                      pid_file=expand(s.ganesha_pid_file),
+                                      dbus_address=expand(s.ganesha_dbus_address),
                                       grace_period=s.ganesha_grace_period, procfs=s.procfs_path)
     return kernel.KernelBackend(ctx.runner, sd, service_name=s.service_name, start_cmd=s.start_command,
-                                stop_cmd=s.stop_command, exports_file=s.exports_file, procfs=s.procfs_path)
+                                stop_cmd=s.stop_command, exports_file=expand(s.exports_file), procfs=s.procfs_path)
 
 
 def service_name(s: Settings) -> str:

@@ -10,7 +10,8 @@
 * ``takeip IFACE IP BITS``: grace period for IP with event 5 (an address taken over),
   ``releaseip``: event 2 — ``grace_period N:IP`` where installed (Ganesha's utilities),
   else ``dbus-send ... org.ganesha.nfsd.admin.grace string:N:IP``; the D-Bus address is the
-  system bus or the ``ganesha dbus address`` setting.
+  system bus or the ``ganesha dbus address`` setting. ``releaseip`` when ganesha.nfsd
+  does not run (killed: the reason the address moves) gives no grace and succeeds.
 * ``monitor-list-shares``: the ``Path`` of each ``EXPORT`` in the config file
   (``/etc/ganesha/ganesha.conf`` or ``CTDB_NFS_EXPORTS_FILE``).
 * ``monitor-pre``, ``monitor-post``, ``takeip-pre``, ``releaseip-pre``: nothing.
@@ -125,6 +126,12 @@ class GaneshaBackend(Callout):
         if event == "takeip":
             return self._grace(GRACE_TAKE, args)
         if event == "releaseip":
+            if self.running_pid() is None:
+                # Not in 4.17 (whose dbus-send fails, which its ctdbd ignores once the
+                # address is gone): no server, no state to hand over; a failed releaseip
+                # would keep the address of a dead server from moving.
+                ip = args[1] if len(args) > 1 else ""
+                return Completed(argv, 0, f"NFS Ganesha not running: no grace period for {ip}\n")
             return self._grace(GRACE_RELEASE, args)
         if event == "monitor-list-shares":
             try:

@@ -28,6 +28,7 @@ from ctdb_nfs import checks as nfs_checks
 from ctdb_nfs.callout import Callout, env_argv
 from ctdb_nfs.common import (
     COMMAND_TIMEOUT,
+    expand,
     in_background,
     make_callout,
     run_command,
@@ -71,7 +72,7 @@ def _callout_event(ctx: EventContext, event: str, *args: str) -> str | bool | No
 
 def checks_dir(s: Settings) -> Path:
     if s.checks_dir:
-        return Path(s.checks_dir)
+        return Path(expand(s.checks_dir))
     if s.nfs_callout:
         return Path(os.environ.get("CTDB_BASE", "/etc/ctdb")) / "nfs-checks.d"
     return nfs_checks.shipped_dir(s.backend)

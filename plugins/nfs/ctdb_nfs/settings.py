@@ -29,7 +29,8 @@ class Settings:
         help="built-in backend when no callout is set: kernel (nfs-kernel-server) or ganesha (NFS-Ganesha)")
     checks_dir: str | None = setting(
         None, var="CTDB_NFS_CHECKS_DIR",
-        help="directory of NN.<rpcprog>.check files (default: the shipped set of the backend)")
+        help="directory of NN.<rpcprog>.check files (default: the shipped set of the backend); "
+             "$VARIABLES of ctdbd's environment are expanded ($CTDB_BASE/nfs-checks.d)")
     skip_share_check: bool = setting(
         False, var="CTDB_NFS_SKIP_SHARE_CHECK", help="do not check that exported directories exist")
     rpcinfo_localhost: str = setting(
@@ -49,15 +50,18 @@ class Settings:
     exports_file: str | None = setting(
         None, var="CTDB_NFS_EXPORTS_FILE",
         help="kernel: the exports state file whose change refreshes the share cache (/var/lib/nfs/etab); "
-             "ganesha: the config file whose EXPORT Path lines are the shares (/etc/ganesha/ganesha.conf)")
+             "ganesha: the config file whose EXPORT Path lines are the shares (/etc/ganesha/ganesha.conf); "
+             "$VARIABLES of ctdbd's environment are expanded ($CTDB_BASE/nfs/ganesha.conf)")
     procfs_path: str = setting("/proc", var="PROCFS_PATH", help="where /proc is (tests)")
     nfs_hostname: str | None = setting(
         None, var="NFS_HOSTNAME", help="the cluster's NFS name for statd-callout (else nfs.conf [statd] name)")
     statd_callout: str = setting(
         "ctdb-statd-callout", help="the statd-callout program run for `update` (monitor) and `notify` (ipreallocated)")
     ganesha_pid_file: str = setting(
-        "/var/run/ganesha/ganesha.pid", help="ganesha: its pid file (checked by `check nfs`, watched for exit)")
+        "/var/run/ganesha/ganesha.pid",
+        help="ganesha: its pid file (checked by `check nfs`, watched for exit); $VARIABLES expanded")
     ganesha_dbus_address: str | None = setting(
-        None, help="ganesha: D-Bus address of the bus ganesha.nfsd is on (default: the system bus)")
+        None, help="ganesha: D-Bus address of the bus ganesha.nfsd is on (default: the system bus); "
+             "$VARIABLES expanded (unix:path=$CTDB_BASE/nfs/dbus.sock)")
     ganesha_grace_period: str = setting(
         "/usr/bin/grace_period", help="ganesha: grace_period program used when installed (else dbus-send)")

@@ -194,6 +194,51 @@ def test_builtin_backend_notify_names_the_backend(make):
     assert "CTDB_NFS_CALLOUT" not in envs(notify)
 
 
+def test_ganesha_path_settings_expand_ctdbds_environment(make, monkeypatch, tmp_path):
+    """One ctdb.conf line for nodes that each have their own CTDB_BASE (a namespace
+    cluster): config file, pid file, D-Bus address and checks dir name $CTDB_BASE."""
+    base = tmp_path / "node1"
+    (base / "nfs" / "export").mkdir(parents=True)
+    (base / "nfs" / "ganesha.conf").write_text(f'EXPORT {{\n    Path = "{base}/nfs/export";\n}}\n')
+    (base / "nfs" / "ganesha.pid").write_text("4242\n")
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "4242" / "cmdline").write_bytes(b"/usr/bin/ganesha.nfsd\0-F\0")
+    write_checks(base / "checks", {"20.nfs.check": 'service_check_cmd="$CTDB_NFS_CALLOUT check nfs"\n'})
+    monkeypatch.setenv("CTDB_BASE", str(base))
+    h = make(backend="ganesha", exports_file="$CTDB_BASE/nfs/ganesha.conf",
+             ganesha_pid_file="$CTDB_BASE/nfs/ganesha.pid", ganesha_dbus_address="unix:path=$CTDB_BASE/nfs/dbus.sock",
+             ganesha_grace_period="/nonexistent/grace_period", checks_dir="${CTDB_BASE}/checks")
+    assert h.output("monitor") == (0, "")  # the share of the expanded config exists, the pid is live
+    assert not [c for c in cmds(h.runner) if c[0] == "rpcinfo"]  # the expanded checks dir's file only
+    (base / "nfs" / "export").rmdir()
+    assert h.output("monitor")[1] == f'ERROR: nfs-ganesha directory "{base}/nfs/export" not available'
+    assert h.output("takeip", iface="eth1", ip="10.0.0.5", maskbits=24) == (0, "")
+    (grace,) = cmds(h.runner, "dbus-send")
+    assert grace[2] == f"--bus=unix:path={base}/nfs/dbus.sock" and grace[-1] == "string:5:10.0.0.5"
+
+
+def test_ganesha_releaseip_of_a_dead_server_gives_no_grace_and_succeeds(make, tmp_path):
+    """A killed ganesha.nfsd is why its addresses move: releaseip must not fail on the
+    grace call (D-Bus: org.ganesha.nfsd is not on the bus), or the address stays."""
+    pid_file = tmp_path / "ganesha.pid"
+    h = make(backend="ganesha", ganesha_pid_file=str(pid_file), ganesha_grace_period="/nonexistent/grace_period")
+    h.runner.respond(lambda a: plain(a)[0] == "dbus-send", 1,
+                     "Error org.freedesktop.DBus.Error.ServiceUnknown: The name org.ganesha.nfsd was not provided\n")
+    assert h.output("releaseip", iface="eth1", ip="10.0.0.5", maskbits=24) == (0, "")
+    assert cmds(h.runner, "dbus-send") == []
+    assert (h.ctx.script_vardir / "nfs/need_reconfigure").exists()
+    # running: the grace call is made and its failure fails the event, as 4.17's callout
+    pid_file.write_text("4242\n")
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "4242" / "cmdline").write_bytes(b"ganesha.nfsd\0")
+    status, out = h.output("releaseip", iface="eth1", ip="10.0.0.5", maskbits=24)
+    assert status != 0 and "ServiceUnknown" in out
+    assert [c[-1] for c in cmds(h.runner, "dbus-send")] == ["string:2:10.0.0.5"]
+    # takeip is not excused: a node whose server is down must not take addresses
+    (tmp_path / "proc" / "4242" / "cmdline").write_bytes(b"")
+    assert h.output("takeip", iface="eth1", ip="10.0.0.5", maskbits=24)[0] != 0
+
+
 # --------------------------------------------------------------------- 06.nfs
 
 

@@ -1,0 +1,283 @@
+"""The nfs plugin (backend ganesha) with Debian's real NFS-Ganesha in every node of a
+namespace cluster of our ctdbd.
+
+Every node exports ONE shared directory (the cluster file system's stand-in: each
+node's Ganesha, FSAL VFS, on the same directory). Each node's rig — ganesha.conf,
+a D-Bus configuration, start.sh/stop.sh that run rpcbind, dbus-daemon and
+ganesha.nfsd in a private mount namespace whose /run is the node's own — is written
+under ``<root>/node<pnn>/nfs/`` before the cluster starts; one ctdb.conf ``[nfs]``
+section for all nodes names it through ``$CTDB_BASE``. The plugin's startup event runs
+the start command (ctdbd's child, so in the node's network namespace). libnfs's
+``nfs-cat`` in the client namespace reads a file through a public address; SIGKILL of
+ganesha.nfsd on its holder makes that node UNHEALTHY at once (the plugin's watcher),
+the address moves to a healthy node, the same read is served again through it, and
+the check file's restart rule brings Ganesha back, after which the node is healthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ctdb_localcluster import netns
+from ctdb_localcluster.cluster import LocalCluster
+
+GANESHA = "/usr/bin/ganesha.nfsd"
+FSAL_DIR = next((str(p.parent) for p in sorted(Path("/usr/lib").glob("*/ganesha/libfsalvfs.so"))), None)
+NEEDED = {GANESHA: "nfs-ganesha", "/sbin/rpcbind": "rpcbind", "/usr/bin/nfs-cat": "libnfs-utils",
+          "/usr/bin/dbus-daemon": "dbus-daemon", "/usr/bin/dbus-send": "dbus-bin"}
+PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
+N = 3
+CONTENT = "written to the cluster file system\n"
+
+pytestmark = [pytest.mark.slow, pytest.mark.netns]
+
+
+def missing() -> str | None:
+    for path, pkg in NEEDED.items():
+        if not os.access(path, os.X_OK):
+            return f"{path} is not installed (apt-get install {pkg})"
+    if FSAL_DIR is None:
+        return "FSAL VFS is not installed (apt-get install nfs-ganesha-vfs)"
+    if shutil.which("unshare") is None:
+        return "needs unshare (util-linux)"
+    return netns.available()
+
+
+def write_node_rig(d: Path, shared: Path) -> None:
+    """One node's Ganesha: config, D-Bus config and start/stop scripts under d
+    (``<root>/node<pnn>/nfs``)."""
+    for sub in ("recovery", "run"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "run").chmod(0o755)
+    (d / "ganesha.conf").write_text(f"""NFS_CORE_PARAM {{
+    NFS_Port = 2049;
+    Protocols = 3, 4;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+    Plugins_Dir = "{FSAL_DIR}";
+    Mount_Path_Pseudo = true;
+}}
+NFS_KRB5 {{ Active_krb5 = false; }}
+NFSV4 {{ RecoveryBackend = fs; RecoveryRoot = "{d}/recovery"; Grace_Period = 5; Lease_Lifetime = 5; }}
+LOG {{ Default_Log_Level = EVENT; }}
+EXPORT {{
+    Export_Id = 1;
+    Path = "{shared}";
+    Pseudo = /export;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    Protocols = 3, 4;
+    Transports = TCP;
+    SecType = sys;
+    FSAL {{ Name = VFS; }}
+}}
+""")
+    bus = d / "dbus.sock"
+    # an open policy: with only send_destination="*" allowed, ganesha.nfsd hangs in its
+    # D-Bus set-up and never serves (see test_nfs_ganesha_real.py)
+    (d / "dbus.conf").write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={bus}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default"><allow user="*"/><allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy>
+</busconfig>
+""")
+    # run under `unshare -m`: rpcbind's socket path is fixed (/run/rpcbind.sock), so the
+    # node's rpcbind and Ganesha share a private /run, the node's own d/run
+    (d / "start.sh").write_text(f"""#!/bin/sh
+set -e
+mount --bind {d}/run /run
+mkdir -p /run/ganesha
+# daemons keep no descriptor of the runner's pipes (it waits for them to close)
+exec </dev/null >>{d}/start.log 2>&1
+/sbin/rpcbind -f -w & echo $! > {d}/rpcbind.pid
+i=0; until rpcinfo -T tcp 127.0.0.1 portmapper >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done
+rm -f {bus}
+/usr/bin/dbus-daemon --config-file={d}/dbus.conf --fork --print-pid > {d}/dbus.pid
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path={bus}
+# -F behind &: the shell's child is ganesha.nfsd itself, as in its pid file
+{GANESHA} -F -f {d}/ganesha.conf -L {d}/ganesha.log -p {d}/ganesha.pid -N NIV_EVENT &
+i=0; until rpcinfo -T tcp 127.0.0.1 nfs 3 >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || exit 1; sleep 0.1; done
+""")
+    (d / "stop.sh").write_text(f"""#!/bin/sh
+for f in ganesha rpcbind dbus; do
+  p=$(cat {d}/$f.pid 2>/dev/null) || continue
+  kill $p 2>/dev/null || true
+  i=0; while kill -0 $p 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  kill -9 $p 2>/dev/null || true
+  rm -f {d}/$f.pid
+done
+exit 0
+""")
+
+
+def nfs_cluster_options(root: Path, shared: Path, n: int = N) -> dict:
+    """``LocalCluster.up()`` options: the plugin (and 06.nfs) enabled on every node with
+    the ganesha backend, the rig of each node found through ``$CTDB_BASE``."""
+    for p in range(n):
+        write_node_rig(root / f"node{p}" / "nfs", shared)
+    rig = "$CTDB_BASE/nfs"
+    conf = {
+        "backend": "ganesha",
+        "start command": f"unshare -m --propagation private sh {rig}/start.sh",
+        "stop command": f"sh {rig}/stop.sh",
+        "exports file": f"{rig}/ganesha.conf",
+        "ganesha pid file": f"{rig}/ganesha.pid",
+        "ganesha dbus address": f"unix:path={rig}/dbus.sock",
+        "ganesha grace period": "/nonexistent/grace_period",  # dbus-send, to the node's bus
+        "statd callout": "/nonexistent/ctdb-statd-callout",  # Ganesha: no kernel statd
+    }
+    return dict(enable=("nfs", "nfs_pre"), plugin_conf=tuple(("nfs", k, v) for k, v in conf.items()),
+                tunables=(("MonitorInterval", "5"),))
+
+
+@pytest.fixture
+def nfs_cluster(tmp_path):
+    reason = missing()
+    if reason is not None:
+        pytest.skip(reason)
+    root = tmp_path / "cluster"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "file").write_text(CONTENT)
+    lc = LocalCluster(root, f"nfsns{os.getpid() % 100000}", cleanup_at_exit=True)
+    try:
+        lc.up(n=N, **nfs_cluster_options(root, shared))
+        yield lc, root
+    finally:
+        lc.down()
+        left = subprocess.run(["pgrep", "-af", str(tmp_path)], capture_output=True, text=True).stdout
+        assert left == "", f"processes left behind:\n{left}"
+
+
+def ctdb(lc, pnn, *args) -> str:
+    return lc.run(pnn, "ctdb", *args, timeout=30).stdout
+
+
+def holders(lc) -> dict[str, int]:
+    """Public address -> its holder, as `ctdb -X ip` on a running node says."""
+    for p in range(N):
+        if lc.running(p):
+            rows = [ln.strip("|").split("|") for ln in ctdb(lc, p, "-X", "ip").splitlines()[1:] if ln]
+            return {r[0]: int(r[1]) for r in rows}
+    return {}
+
+
+def kernel_holders(lc) -> dict[str, list[int]]:
+    """Public address -> the nodes whose eth1 carries it (the kernel's view)."""
+    out: dict[str, list[int]] = {ip: [] for ip in PUBLIC}
+    for p in range(N):
+        res = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10)
+        for link in json.loads(res.stdout or "[]"):
+            for a in link.get("addr_info", []):
+                if a.get("local") in out:
+                    out[a["local"]].append(p)
+    return out
+
+
+def unhealthy(lc, pnn) -> bool:
+    return any(r["Unhealthy"] == "1" for r in lc.status_table(0) if int(r["Node"]) == pnn)
+
+
+def nfs_cat(lc, ip: str, version: int = 3) -> subprocess.CompletedProcess:
+    return lc.client("nfs-cat", f"nfs://{ip}/export/file?version={version}", check=False, timeout=20)
+
+
+def ganesha_pid(root: Path, pnn: int) -> int | None:
+    try:
+        pid = int((root / f"node{pnn}" / "nfs" / "ganesha.pid").read_text().split()[0])
+        return pid if b"ganesha.nfsd" in Path(f"/proc/{pid}/cmdline").read_bytes() else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def node_log(root: Path, pnn: int) -> str:
+    return (root / f"node{pnn}" / "log.ctdb").read_text(errors="replace")
+
+
+def test_killed_ganesha_moves_its_address_and_the_client_is_served_again(nfs_cluster):
+    lc, root = nfs_cluster
+    t_up = lc.wait_ok(timeout=90)  # every node healthy: the plugin started Ganesha, its monitor passed
+    for p in range(N):
+        assert ganesha_pid(root, p) is not None, f"no ganesha.nfsd on node {p}"
+    lc.wait(lambda: sorted(holders(lc).get(ip, -1) for ip in PUBLIC) == list(range(N)), timeout=60)
+    print(f"\ncluster healthy after {t_up:.1f} s of waiting")
+    ip = PUBLIC[0]
+    victim = holders(lc)[ip]
+    assert kernel_holders(lc)[ip] == [victim]
+    r = nfs_cat(lc, ip)
+    assert (r.returncode, r.stdout) == (0, CONTENT), r.stderr
+    r4 = nfs_cat(lc, PUBLIC[1], version=4)
+    assert (r4.returncode, r4.stdout) == (0, CONTENT), r4.stderr
+
+    pid = ganesha_pid(root, victim)
+    assert pid is not None
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    lc.wait(lambda: unhealthy(lc, victim), timeout=30, interval=0.05)
+    t_unhealthy = time.monotonic()
+
+    def moved() -> bool:
+        return holders(lc).get(ip) not in (None, victim) and kernel_holders(lc)[ip] not in ([], [victim])
+    lc.wait(moved, timeout=30, interval=0.05)
+    t_moved = time.monotonic()
+    new = holders(lc)[ip]
+    assert kernel_holders(lc)[ip] == [new] and new != victim and not unhealthy(lc, new)
+
+    def served() -> bool:
+        return nfs_cat(lc, ip).stdout == CONTENT
+    lc.wait(served, timeout=60, interval=0.1)
+    t_served = time.monotonic()
+    # NFSv4 too, once the new holder's grace period for the address (takeip) is over
+    lc.wait(lambda: nfs_cat(lc, ip, version=4).stdout == CONTENT, timeout=30, interval=0.2)
+    t_served4 = time.monotonic()
+    print(f"ganesha.nfsd SIGKILL on node {victim}: UNHEALTHY after {t_unhealthy - t0:.2f} s, "
+          f"{ip} moved to node {new} after {t_moved - t0:.2f} s, "
+          f"client served again after {t_served - t0:.2f} s (NFSv3), {t_served4 - t0:.2f} s (NFSv4)")
+    # takeip on the new holder gave Ganesha its grace period for the address over D-Bus
+    new_log = (root / f"node{new}" / "nfs" / "ganesha.log").read_text(errors="replace")
+    assert f"recovery event 5 nodeid -1 ip {ip}" in new_log
+
+    # the watcher made the node unhealthy, with the plugin's reason; the monitor events
+    # that follow fail with it until Ganesha is back (scriptstatus shows it)
+    assert f"plugin nfs reports its service failed: ERROR: NFS Ganesha (pid {pid}) exited" in node_log(root, victim)
+
+    seen: list[str] = []  # the victim's scriptstatus texts until it is healthy again
+
+    def status_shows(pattern: str) -> bool:
+        seen.append(ctdb(lc, victim, "scriptstatus"))
+        return re.search(pattern, seen[-1], re.M) is not None
+    lc.wait(lambda: status_shows(r"^nfs +ERROR"), timeout=15, interval=0.2)
+    assert f"ERROR: NFS Ganesha (pid {pid}) exited" in seen[-1], seen[-1]
+    assert t_moved - t0 < 20
+
+    # the shipped check's rule (restart every 2 failures of "check nfs") restarts
+    # Ganesha; the next monitor finds it and the node is healthy, the addresses rebalance
+    def healthy_again() -> bool:
+        seen.append(ctdb(lc, victim, "scriptstatus"))
+        return not unhealthy(lc, victim)
+    lc.wait(healthy_again, timeout=60, interval=0.2)
+    t_healthy = time.monotonic()
+    new_pid = ganesha_pid(root, victim)
+    assert new_pid is not None and new_pid != pid
+    assert any('Trying to restart service "nfs"...' in text for text in seen), seen[-1]
+    assert re.search(r"^nfs +OK", ctdb(lc, victim, "scriptstatus"), re.M)
+    lc.wait(lambda: sorted(holders(lc).get(i, -1) for i in PUBLIC) == list(range(N)), timeout=60)
+    t_balanced = time.monotonic()
+    print(f"node {victim} healthy again after {t_healthy - t0:.2f} s (ganesha pid {new_pid}), "
+          f"addresses balanced after {t_balanced - t0:.2f} s")
+    back = holders(lc)[ip]
+    r = nfs_cat(lc, ip)
+    assert (r.returncode, r.stdout) == (0, CONTENT), (back, r.stderr)
