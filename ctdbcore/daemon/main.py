@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("%s", warning)
     socket_path = args.socket or os.environ.get("CTDB_SOCKET") or paths.socket
     run_dir = os.path.dirname(socket_path) or paths.run_dir
+    # What plugins and helpers run (the ctdb tool, smbd's) must find this daemon.
+    os.environ["CTDB_SOCKET"] = socket_path
 
     try:
         transport_plugin = load_named("ctdb.transport", conf.cluster.transport)
@@ -245,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         max_dead=int(config.tunables.get("DatabaseMaxDead")),
         mutexes=dbconf.tdb_mutexes,
     )
-    for db in databases.attach_on_disk():
-        logger.info("Attached persistent database %s from %s", db.name, db.path)
     daemon = Daemon(
         debug_level=wire_level(conf.logging.log_level),
         pnn=pnn,
