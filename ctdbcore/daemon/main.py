@@ -293,6 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         anyio.run(amain)
     except SystemExit as e:
         return int(e.code or 0) if isinstance(e.code, int) else 1
+    except BaseExceptionGroup as group:
+        # SystemExit raised inside the daemon's task groups (a failed init event)
+        exits = group.subgroup(SystemExit)
+        if exits is None:
+            raise
+        while isinstance(exits, BaseExceptionGroup):
+            exits = exits.exceptions[0]
+        return int(exits.code or 0) if isinstance(exits.code, int) else 1
     finally:
         if pidfile:
             try:
