@@ -4,8 +4,9 @@ Entry point (group ``ctdb.services``): ``ctdb = "ctdbcore.builtin.ctdb"``.
 
 * ``init`` (runs first: order 0):
 
-  - empties the script state directory ``<vardir>/scripts`` (4.17's
-    ``$CTDB_SCRIPT_VARDIR``, the parent of every plugin's ``ctx.state_dir``): as in
+  - empties the script state directory ``ctx.scripts_dir`` (4.17's
+    ``$CTDB_SCRIPT_VARDIR``, ``<vardir>/scripts``, the parent of every plugin's
+    ``ctx.state_dir``): as in
     4.17, failure counters, caches and saved state of every plugin start afresh with
     each daemon run;
   - checks every database file ``*.tdb.*[0-9]`` of the persistent directory with
@@ -64,10 +65,9 @@ def _database_dirs(ctx: EventContext) -> tuple[str, str]:
     return os.path.join(str(ctx.vardir), "volatile"), os.path.join(str(ctx.vardir), "persistent")
 
 
-def reset_script_state(vardir: Path) -> str | None:
+def reset_script_state(top: Path) -> str | None:
     """4.17 ``rm -rf $CTDB_SCRIPT_VARDIR; mkdir -p $CTDB_SCRIPT_VARDIR``. The directory
     itself stays (it may be a mount point or a symlink); its contents go."""
-    top = vardir / "scripts"
     try:
         top.mkdir(parents=True, exist_ok=True)
         for entry in list(top.iterdir()):
@@ -155,7 +155,7 @@ def prune_backups(directory: str, base: str, keep: int) -> list[str]:
 @hookimpl
 def ctdb_init(ctx: EventContext) -> str | None:
     out = Output(ctx.logger)
-    error = reset_script_state(ctx.vardir)
+    error = reset_script_state(ctx.scripts_dir)
     if error:
         return error
     volatile, persistent = _database_dirs(ctx)
