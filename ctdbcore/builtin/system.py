@@ -74,6 +74,15 @@ def validate_percentage(value: str, thing: str, out: Output) -> bool:
     return False
 
 
+def _write(path: Path, text: str) -> None:
+    """A cache write that cannot fail the check (4.17's ``echo >file`` on a full disk
+    prints an error and the script goes on)."""
+    try:
+        path.write_text(text)
+    except OSError:
+        pass
+
+
 def _cache_path(state_dir: Path, thing: str) -> Path:
     return state_dir / ("cache_" + thing.replace("/", "SLASH_").replace(" ", "_"))
 
@@ -101,17 +110,20 @@ def check_thresholds(state_dir: Path, thing: str, thresholds: str, usage: int, o
         # Only when crossing: the previous value was under the threshold.
         if prev < int(unhealthy) and unhealthy_callout is not None:
             unhealthy_callout()
-        cache.write_text(f"{usage}\n")
+        _write(cache, f"{usage}\n")
         raise _Unhealthy
     if validate_percentage(warn, thing, out):
         if usage >= int(warn):
             if str(usage) == prev_text:
                 return
             out.say(f"WARNING: {thing} utilization {usage}% >= threshold {int(warn)}%")
-            cache.write_text(f"{usage}\n")
+            _write(cache, f"{usage}\n")
         elif have_cache:
             out.say(f"NOTICE: {thing} utilization {usage}% < threshold {int(warn)}%", "info")
-            cache.unlink(missing_ok=True)
+            try:
+                cache.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def filesystem_usage(path: str) -> int | None:
@@ -162,7 +174,7 @@ def default_filesystems(ctx: EventContext) -> str:
         pass
     mounts = sorted({f"{m}:90" for m in map(mount_point, _db_dirs(ctx)) if m is not None})
     value = " ".join(mounts)
-    cache.write_text(value + "\n")
+    _write(cache, value + "\n")
     return value
 
 
