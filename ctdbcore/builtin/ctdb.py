@@ -4,11 +4,11 @@ Entry point (group ``ctdb.services``): ``ctdb = "ctdbcore.builtin.ctdb"``.
 
 * ``init`` (runs first: order 0):
 
-  - empties the script state directory ``ctx.scripts_dir`` (4.17's
+  - empties the script state directory ``ctx.script_vardir`` (4.17's
     ``$CTDB_SCRIPT_VARDIR``, ``<vardir>/scripts``, the parent of every plugin's
-    ``ctx.state_dir``): as in
-    4.17, failure counters, caches and saved state of every plugin start afresh with
-    each daemon run;
+    ``ctx.state_dir``): as in 4.17, failure counters, caches and saved state of every
+    plugin start afresh with each daemon run (never when that directory is or holds
+    the run directory, as when a test host gives none);
   - checks every database file ``*.tdb.*[0-9]`` of the persistent directory with
     ``tdbtool DB check`` (each bounded by 10 s; ``tdbdump DB`` when tdbtool has no
     ``check``). A corrupt persistent database stops ctdbd: "Persistent database DB is
@@ -62,7 +62,8 @@ def _database_dirs(ctx: EventContext) -> tuple[str, str]:
     db = getattr(getattr(ctx.config, "ctdb_conf", None), "database", None)
     if db is not None:
         return db.volatile_dir, db.persistent_dir
-    return os.path.join(str(ctx.vardir), "volatile"), os.path.join(str(ctx.vardir), "persistent")
+    var = str(ctx.script_vardir.parent)  # no configuration: the default layout
+    return os.path.join(var, "volatile"), os.path.join(var, "persistent")
 
 
 def reset_script_state(top: Path) -> str | None:
@@ -155,9 +156,14 @@ def prune_backups(directory: str, base: str, keep: int) -> list[str]:
 @hookimpl
 def ctdb_init(ctx: EventContext) -> str | None:
     out = Output(ctx.logger)
-    error = reset_script_state(ctx.scripts_dir)
-    if error:
-        return error
+    run = Path(os.path.realpath(ctx.rundir))
+    state = Path(os.path.realpath(ctx.script_vardir))
+    if state == run or state in run.parents:
+        ctx.logger.warning("not emptying %s: it holds the run directory %s", state, run)
+    else:
+        error = reset_script_state(ctx.script_vardir)
+        if error:
+            return error
     volatile, persistent = _database_dirs(ctx)
     checker = Checker(ctx, out)
     if checker.mode is None:

@@ -160,7 +160,7 @@ def _db_dirs(ctx: EventContext) -> list[str]:
     db = getattr(getattr(ctx.config, "ctdb_conf", None), "database", None)
     if db is not None:
         return [db.volatile_dir, db.persistent_dir, db.state_dir]
-    var = str(ctx.vardir)
+    var = str(ctx.script_vardir.parent)
     return [os.path.join(var, d) for d in ("volatile", "persistent", "state")]
 
 

@@ -80,6 +80,19 @@ def test_init_empties_the_state_of_every_plugin(plugin_harness, dirs, tmp_path) 
     assert (outside / "keep").exists()  # a symlink is removed, not followed
 
 
+def test_init_never_empties_the_run_directory(plugin_harness, dirs) -> None:
+    import attrs
+
+    h = plugin_harness(ctdb_plugin, "ctdb", config=dirs.config)
+    h.runner.respond(["tdbtool"], stdout="check\n")
+    run = h.base / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "eventstatus.json").write_text("{}")
+    h.ctx = attrs.evolve(h.ctx, script_vardir=run)  # a host that gave no state directory
+    assert h.output("init") == (0, "")
+    assert (run / "eventstatus.json").exists()
+
+
 @needs_tdbtool
 def test_good_databases_pass_with_real_tdbtool(real, dirs) -> None:
     make_tdb(dirs.persistent / "secrets.tdb.0")
