@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 procps psmisc ctdb tdb-tools libtdb1 samba smbclient winbind \
-            vsftpd apache2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind dbus-daemon dbus-bin curl
+            vsftpd apache2 nfs-ganesha nfs-ganesha-vfs libnfs-utils rpcbind dbus-daemon dbus-bin curl iptables
 
 .PHONY: setup demo demo-down test test-fast bench clean
 

@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     # Absolute: the background daemon runs in / (it must not keep a directory busy).
     socket_path = os.path.abspath(args.socket or os.environ.get("CTDB_SOCKET") or paths.socket)
     run_dir = os.path.dirname(socket_path)
+    # What plugins and helpers run (the ctdb tool, smbd's) must find this daemon.
+    os.environ["CTDB_SOCKET"] = socket_path
 
     try:
         transport_plugin = load_named("ctdb.transport", conf.cluster.transport)
@@ -340,8 +342,8 @@ def _make_daemon(st: _Start):
         max_dead=int(config.tunables.get("DatabaseMaxDead")),
         mutexes=dbconf.tdb_mutexes,
     )
-    for db in databases.attach_on_disk():
-        logger.info("Attached persistent database %s from %s", db.name, db.path)
+    # The persistent databases on disk are attached by the daemon after the init event
+    # (00.ctdb checks them first), as 4.17's ctdb_attach_databases.
     return Daemon(
         debug_level=wire_level(conf.logging.log_level),
         pnn=st.pnn,
@@ -390,6 +392,19 @@ def _serve(daemon, logger, ready) -> int:
         code = int(e.code or 0) if isinstance(e.code, int) else 1
         if code:
             ready.fail(str(e.code) if not isinstance(e.code, int) else "see the log")
+        return code
+    except BaseExceptionGroup as group:
+        # SystemExit raised inside the daemon's task groups (a failed init event)
+        exits = group.subgroup(SystemExit)
+        if exits is None:
+            logger.exception("ctdbd: %s", group)
+            ready.fail(_reason(group))
+            return 1
+        while isinstance(exits, BaseExceptionGroup):
+            exits = exits.exceptions[0]
+        code = int(exits.code or 0) if isinstance(exits.code, int) else 1
+        if code:
+            ready.fail("see the log")
         return code
     except Exception as e:  # e.g. the node port is taken; the traceback goes to the log
         logger.exception("ctdbd: %s", e)

@@ -295,6 +295,10 @@ class Daemon:
             if self.events and not await self.events.run("init"):
                 log.error("Failed to run init event, shutting down")
                 raise SystemExit(1)
+            # As 4.17 (ctdb_attach_databases after the init event): the init event checks
+            # the persistent databases on disk (00.ctdb) before they are opened.
+            for db in self.dbs.registry.attach_on_disk():
+                log.info("Attached persistent database %s from %s", db.name, db.path)
             await tg.start(self.server.serve)
             transport_scope = anyio.CancelScope()
             transport_done = anyio.Event()

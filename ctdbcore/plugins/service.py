@@ -203,8 +203,9 @@ def check_directories(service_name: str, paths: Iterable[str]) -> str | None:
 
 class FailureCounter:
     """4.17's ``ctdb_counter_*``: a per-plugin count of consecutive failures, kept
-    in the plugin's state directory (one newline per failure, 4.17's format) so it
-    survives a restart of ctdbd as a script's counter does."""
+    in the plugin's state directory (one newline per failure, 4.17's format). As in
+    4.17, the built-in ``ctdb`` plugin (00.ctdb) empties the state directories when
+    ctdbd starts, so counts start from 0 with each daemon run."""
 
     def __init__(self, state_dir: str | os.PathLike[str], name: str = "") -> None:
         self.path = Path(state_dir) / (f"{name}.failcount" if name else "failcount")

@@ -76,7 +76,7 @@ from ctdbcore.protocol.constants import (
     NodeFlags,
 )
 from ctdbcore.tools import ctdb_format as fmt
-from ctdbcore.tools import ctdb_admin, ctdb_backup, ctdb_ip, ctdb_records
+from ctdbcore.tools import ctdb_admin, ctdb_backup, ctdb_ip, ctdb_lvs, ctdb_natgw, ctdb_records
 
 # -- usage text (4.17.12, popt's help + the command table) ----------------------------------
 
@@ -940,7 +940,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("cattdb", ctdb_records.control_cattdb, False, False, "dump local ctdb database", "<dbname|dbid>"),
     _C("getcapabilities", control_getcapabilities, False, True, "show node capabilities"),
     _C("pnn", control_pnn, False, False, "show the pnn of the currnet node"),
-    _C("lvs", None, False, False, "show lvs configuration", "leader|list|status"),
+    _C("lvs", ctdb_lvs.control_lvs, False, False, "show lvs configuration", "leader|list|status"),
     _C("setdebug", ctdb_admin.control_setdebug, False, True, "set debug level", "ERROR|WARNING|NOTICE|INFO|DEBUG"),
     _C("getdebug", ctdb_admin.control_getdebug, False, True, "get debug level"),
     _C("attach", ctdb_records.control_attach, False, False, "attach a database", "<dbname> [persistent|replicated]"),
@@ -976,7 +976,7 @@ COMMANDS: tuple[Command, ...] = (
     _C("event", control_event, True, False, "event and event script commands"),
     _C("scriptstatus", control_scriptstatus, True, False, "show event script status",
        "[init|setup|startup|monitor|takeip|releaseip|ipreallocated]"),
-    _C("natgw", None, False, False, "show natgw configuration", "leader|list|status"),
+    _C("natgw", ctdb_natgw.control_natgw, False, False, "show natgw configuration", "leader|list|status"),
     _C("getreclock", control_getreclock, False, True, "get recovery lock file"),
     _C("setlmasterrole", None, False, True, "set LMASTER role", "on|off"),
     _C("setleaderrole", None, False, True, "set LEADER role", "on|off"),

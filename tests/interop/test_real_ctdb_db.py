@@ -32,7 +32,9 @@ def test_real_tool_volatile_and_persistent_databases(local_cluster) -> None:
     real(lc, 0, "attach", "p.tdb", "persistent")
 
     dbmap = real(lc, 1, "getdbmap")
-    assert dbmap.splitlines()[0] == "Number of databases:2"
+    # and ctdb.tdb, which 00.ctdb attaches at startup on every node, as in 4.17
+    assert dbmap.splitlines()[0] == "Number of databases:3"
+    assert re.search(r"^dbid:\S+ name:ctdb.tdb path:\S+/node1/db/persistent/ctdb.tdb.1 PERSISTENT$", dbmap, re.M)
     assert re.search(r"^dbid:0xc445c6ab name:test.tdb path:\S+/node1/db/volatile/test.tdb.1$", dbmap, re.M)
     assert re.search(r"^dbid:0x47023bf1 name:p.tdb path:\S+/node1/db/persistent/p.tdb.1 PERSISTENT$", dbmap, re.M)
 
