@@ -198,11 +198,32 @@ class PublicIPs:
                 v.releasing.set()
                 v.releasing = None
             if not ok:
-                return -1, f"releaseip event failed for {ip}"
+                # 4.17's release_ip_callback: a failed event (a service plugin's
+                # releaseip, say) only fails the release while the address is still on
+                # an interface; otherwise it is gone and the node must say so, or the
+                # address stays "held" here and every retry fails.
+                still = await anyio.to_thread.run_sync(self._still_hosted, v.ip)
+                if still:
+                    return -1, f"IP {ip} still hosted during release IP callback, failing"
+                log.warning("releaseip event failed for %s, but the address is no longer on any "
+                            "interface: released", ip)
         self._ref(iface, -1)
         v.pnn, v.active_iface = pnn, None
         self.d.send_message(self.d.pnn, Srvid.RELEASE_IP, T.pack_string(str(v.ip)))
         return 0, ""
+
+    def _still_hosted(self, ip) -> bool:
+        """Whether ``ip`` is on an interface of this node (never, in test mode: there
+        public addresses are bookkeeping only)."""
+        events = self.d.events
+        if events is not None and events.ctx.test_mode:
+            return False
+        from ctdbcore.netif.addresses import NetifError, has_ip
+
+        try:
+            return has_ip(ip) is not None
+        except (NetifError, OSError):
+            return True  # cannot tell: do not claim it is gone
 
     async def release_all(self, why: str) -> None:
         held = [v for v in self.vnns if v.active_iface is not None]

@@ -130,3 +130,29 @@ def test_a_release_while_the_same_release_runs_waits_for_it_and_is_redundant() -
 
 async def _collect(out, coro) -> None:
     out.append(await coro)
+
+
+@pytest.mark.parametrize("hosted", [True, False])
+def test_a_failed_releaseip_event_fails_the_release_only_while_the_address_is_hosted(monkeypatch, hosted) -> None:
+    """4.17's release_ip_callback: a service plugin's failed releaseip does not keep an
+    address that 10.interface already removed "held" here (every retry would fail)."""
+    import ctdbcore.netif.addresses as A
+
+    d, pips = make("198.51.100.1/24 nosuch0\n")
+    ip = ipaddress.ip_address("198.51.100.1")
+    v = pips.find(ip)
+    v.pnn, v.active_iface = d.pnn, "nosuch0"
+
+    class FailingEvents:
+        ctx = type("Ctx", (), {"test_mode": False})()
+
+        async def run(self, event, **args) -> bool:
+            return False
+
+    d.events = FailingEvents()
+    monkeypatch.setattr(A, "has_ip", lambda addr: "nosuch0" if hosted else None)
+    code, msg = run(pips.release, 2, ip)
+    if hosted:
+        assert code == -1 and "still hosted" in msg and v.active_iface == "nosuch0"
+    else:
+        assert (code, msg) == (0, "") and v.pnn == 2 and v.active_iface is None
