@@ -272,6 +272,26 @@ def pids_of(program: str, proc: str = "/proc", *, same_netns: bool = False) -> l
     return sorted(found)
 
 
+def _ppid(pid: int, proc: str) -> int | None:
+    try:
+        with open(os.path.join(proc, str(pid), "stat"), encoding="utf-8", errors="replace") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def main_pid(program: str, proc: str = "/proc", *, same_netns: bool = True) -> int | None:
+    """The daemon's main process: the lowest pid named ``program`` whose parent is not
+    named ``program`` (the workers a daemon forks carry its name too); None if none
+    runs. By default only in this process's network namespace (see :func:`pids_of`)."""
+    pids = pids_of(program, proc, same_netns=same_netns)
+    mine = set(pids)
+    for pid in pids:
+        if _ppid(pid, proc) not in mine:
+            return pid
+    return None
+
+
 def kill_all(program: str, sig: int = signal.SIGKILL, *, same_netns: bool = True) -> list[int]:
     """``killall -9 PROGRAM``: signal every process of that name; the pids signalled.
 

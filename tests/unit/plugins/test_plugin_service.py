@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,6 +108,46 @@ def test_pids_kill_and_stack_traces():
         assert p.wait(5) == -signal.SIGTERM
     finally:
         p.kill()
+
+
+def test_main_pid_and_netns_filter(tmp_path):
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5  # Popen may return before the child's exec names it
+        while p.pid not in service.pids_of("sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert p.pid in service.pids_of("sleep", same_netns=True)
+        assert service.main_pid("sleep") == min(service.pids_of("sleep", same_netns=True))
+        # a process in another network namespace is left out
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            q = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+            try:
+                def netns_pid():
+                    return [pid for pid in service.pids_of("sleep") if pid != p.pid and
+                            os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")]
+                deadline = time.monotonic() + 5
+                while not netns_pid() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                other = netns_pid()
+                assert other
+                assert other[0] in service.pids_of("sleep")
+                assert other[0] not in service.pids_of("sleep", same_netns=True)
+                assert other[0] not in service.kill_all("sleep", signal.SIGCONT, same_netns=True)
+            finally:
+                q.kill()
+                q.wait()
+    finally:
+        p.kill()
+        p.wait()
+    # the main process is the one whose parent has another name (a fake /proc)
+    for pid, comm, ppid in ((10, "vsftpd", 1), (11, "vsftpd", 10), (5, "bash", 1)):
+        d = tmp_path / str(pid)
+        d.mkdir()
+        (d / "comm").write_text(comm + "\n")
+        (d / "stat").write_text(f"{pid} ({comm}) S {ppid} 0 0\n")
+    assert service.pids_of("vsftpd", str(tmp_path)) == [10, 11]
+    assert service.main_pid("vsftpd", str(tmp_path), same_netns=False) == 10
+    assert service.main_pid("nosuch", str(tmp_path), same_netns=False) is None
 
 
 def test_read_pidfile(tmp_path):
