@@ -18,7 +18,8 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -392,3 +393,47 @@ async def wait_until_unresponsive(host: str, port: int, *, interval: float = 1.0
                 what = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
                 return f"TCP port {port} on {host}: {what} ({missed} probes in a row)"
         await anyio.sleep(interval)
+
+
+class DeliberateStops:
+    """When the plugin itself last stopped its service (a restart, shutdown), kept in
+    its state directory, so that its ``ctdb_watch`` does not take that exit for a
+    failure."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(state_dir) / "deliberate-stop"
+
+    def mark(self) -> None:
+        """Call before stopping the service."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{time.time():.6f}\n")
+
+    def since(self, t: float) -> bool:
+        """Whether the service was stopped deliberately at or after ``t`` (time.time())."""
+        try:
+            return float(self.path.read_text().strip() or 0) >= t
+        except (OSError, ValueError):
+            return False
+
+
+async def watch_daemon(find_pid: Callable[[], int | None], stops: DeliberateStops | None = None, *,
+                       settle: float = 10.0, interval: float = 0.5) -> int | None:
+    """For ``ctdb_watch``: wait until the daemon's main process exits other than by
+    the plugin's own stop; return its pid. None at once if no process is found (the
+    next monitor event judges that). After a deliberate stop (``stops``) the new
+    process is looked for for ``settle`` seconds and watched in turn; if none comes,
+    None. ``find_pid`` (a pid file read or a /proc scan) runs in a worker thread."""
+    import anyio
+
+    pid = await anyio.to_thread.run_sync(find_pid)
+    while pid is not None:
+        t0 = time.time()
+        await wait_for_exit(pid)
+        if stops is None or not await anyio.to_thread.run_sync(stops.since, t0 - 0.001):
+            return pid
+        pid = None
+        with anyio.move_on_after(settle):
+            while pid is None:
+                await anyio.sleep(interval)
+                pid = await anyio.to_thread.run_sync(find_pid)
+    return None

@@ -175,3 +175,52 @@ async def test_wait_for_exit_and_unresponsive(listener):
     with anyio.move_on_after(0.5) as scope:
         await service.wait_until_unresponsive("127.0.0.1", listener, interval=0.05)
     assert scope.cancelled_caught  # a listening port keeps it waiting
+
+
+@pytest.mark.anyio
+async def test_watch_daemon_ignores_deliberate_stops(tmp_path):
+    import anyio
+
+    stops = service.DeliberateStops(tmp_path)
+    assert not stops.since(0)
+    procs = [subprocess.Popen(["sleep", "30"])]
+    current = {"pid": procs[0].pid}
+
+    async def restart_deliberately():
+        await anyio.sleep(0.3)
+        stops.mark()
+        procs[0].kill()
+        procs[0].wait()
+        current["pid"] = None
+        await anyio.sleep(0.5)
+        procs.append(subprocess.Popen(["sleep", "30"]))
+        current["pid"] = procs[-1].pid
+        await anyio.sleep(0.5)
+        procs[-1].kill()  # this one dies by itself
+        procs[-1].wait()
+
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(restart_deliberately)
+                died = await service.watch_daemon(lambda: current["pid"], stops, interval=0.05)
+        assert died == procs[-1].pid and len(procs) == 2
+        # nothing runs: None at once; a deliberate stop with no new process: None after settle
+        assert await service.watch_daemon(lambda: None, stops) is None
+        p = subprocess.Popen(["sleep", "30"])
+        procs.append(p)
+
+        async def stop_for_good():
+            await anyio.sleep(0.2)
+            stops.mark()
+            p.kill()
+            p.wait()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_for_good)
+                assert await service.watch_daemon(lambda: p.pid if p.poll() is None else None, stops,
+                                                  settle=0.5, interval=0.05) is None
+    finally:
+        for q in procs:
+            q.kill()
+            q.wait()
