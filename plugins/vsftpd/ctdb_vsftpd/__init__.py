@@ -19,6 +19,8 @@ and makes the node UNHEALTHY at once.
 
 from __future__ import annotations
 
+import os
+
 import anyio
 import attrs
 
@@ -43,7 +45,7 @@ class Settings:
     port: int = setting(21, help="TCP port monitor checks (4.17: 21)")
     start_command: str | None = setting(None, help="shell command that starts vsftpd (default: the init system)")
     stop_command: str | None = setting(None, help="shell command that stops vsftpd (default: the init system)")
-    pid_file: str | None = setting(None, help="vsftpd's pid file, for ctdb_watch (default: find the process by name)")
+    pid_file: str | None = setting(None, help="vsftpd's pid file, for ctdb_watch ($VARIABLES of ctdbd's environment expanded; default: find the process by name)")
     process_name: str = setting("vsftpd", help="the daemon's process name, for ctdb_watch")
 
 
@@ -157,7 +159,7 @@ def daemon_pid(ctx: EventContext) -> int | None:
     """vsftpd's main process on this node: from the pid file, else by name."""
     s = _settings(ctx)
     if s.pid_file:
-        return service.read_pidfile(s.pid_file)
+        return service.read_pidfile(os.path.expandvars(s.pid_file))
     return service.main_pid(s.process_name, same_netns=True)
 
 
