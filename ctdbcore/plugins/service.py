@@ -18,7 +18,8 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -273,6 +274,26 @@ def pids_of(program: str, proc: str = "/proc", *, same_netns: bool = False) -> l
     return sorted(found)
 
 
+def _ppid(pid: int, proc: str) -> int | None:
+    try:
+        with open(os.path.join(proc, str(pid), "stat"), encoding="utf-8", errors="replace") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def main_pid(program: str, proc: str = "/proc", *, same_netns: bool = True) -> int | None:
+    """The daemon's main process: the lowest pid named ``program`` whose parent is not
+    named ``program`` (the workers a daemon forks carry its name too); None if none
+    runs. By default only in this process's network namespace (see :func:`pids_of`)."""
+    pids = pids_of(program, proc, same_netns=same_netns)
+    mine = set(pids)
+    for pid in pids:
+        if _ppid(pid, proc) not in mine:
+            return pid
+    return None
+
+
 def kill_all(program: str, sig: int = signal.SIGKILL, *, same_netns: bool = True) -> list[int]:
     """``killall -9 PROGRAM``: signal every process of that name; the pids signalled.
 
@@ -373,3 +394,47 @@ async def wait_until_unresponsive(host: str, port: int, *, interval: float = 1.0
                 what = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
                 return f"TCP port {port} on {host}: {what} ({missed} probes in a row)"
         await anyio.sleep(interval)
+
+
+class DeliberateStops:
+    """When the plugin itself last stopped its service (a restart, shutdown), kept in
+    its state directory, so that its ``ctdb_watch`` does not take that exit for a
+    failure."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(state_dir) / "deliberate-stop"
+
+    def mark(self) -> None:
+        """Call before stopping the service."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{time.time():.6f}\n")
+
+    def since(self, t: float) -> bool:
+        """Whether the service was stopped deliberately at or after ``t`` (time.time())."""
+        try:
+            return float(self.path.read_text().strip() or 0) >= t
+        except (OSError, ValueError):
+            return False
+
+
+async def watch_daemon(find_pid: Callable[[], int | None], stops: DeliberateStops | None = None, *,
+                       settle: float = 10.0, interval: float = 0.5) -> int | None:
+    """For ``ctdb_watch``: wait until the daemon's main process exits other than by
+    the plugin's own stop; return its pid. None at once if no process is found (the
+    next monitor event judges that). After a deliberate stop (``stops``) the new
+    process is looked for for ``settle`` seconds and watched in turn; if none comes,
+    None. ``find_pid`` (a pid file read or a /proc scan) runs in a worker thread."""
+    import anyio
+
+    pid = await anyio.to_thread.run_sync(find_pid)
+    while pid is not None:
+        t0 = time.time()
+        await wait_for_exit(pid)
+        if stops is None or not await anyio.to_thread.run_sync(stops.since, t0 - 0.001):
+            return pid
+        pid = None
+        with anyio.move_on_after(settle):
+            while pid is None:
+                await anyio.sleep(interval)
+                pid = await anyio.to_thread.run_sync(find_pid)
+    return None

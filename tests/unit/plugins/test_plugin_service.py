@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,6 +110,46 @@ def test_pids_kill_and_stack_traces():
         p.kill()
 
 
+def test_main_pid_and_netns_filter(tmp_path):
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5  # Popen may return before the child's exec names it
+        while p.pid not in service.pids_of("sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert p.pid in service.pids_of("sleep", same_netns=True)
+        assert service.main_pid("sleep") == min(service.pids_of("sleep", same_netns=True))
+        # a process in another network namespace is left out
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            q = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+            try:
+                def netns_pid():
+                    return [pid for pid in service.pids_of("sleep") if pid != p.pid and
+                            os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")]
+                deadline = time.monotonic() + 5
+                while not netns_pid() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                other = netns_pid()
+                assert other
+                assert other[0] in service.pids_of("sleep")
+                assert other[0] not in service.pids_of("sleep", same_netns=True)
+                assert other[0] not in service.kill_all("sleep", signal.SIGCONT, same_netns=True)
+            finally:
+                q.kill()
+                q.wait()
+    finally:
+        p.kill()
+        p.wait()
+    # the main process is the one whose parent has another name (a fake /proc)
+    for pid, comm, ppid in ((10, "vsftpd", 1), (11, "vsftpd", 10), (5, "bash", 1)):
+        d = tmp_path / str(pid)
+        d.mkdir()
+        (d / "comm").write_text(comm + "\n")
+        (d / "stat").write_text(f"{pid} ({comm}) S {ppid} 0 0\n")
+    assert service.pids_of("vsftpd", str(tmp_path)) == [10, 11]
+    assert service.main_pid("vsftpd", str(tmp_path), same_netns=False) == 10
+    assert service.main_pid("nosuch", str(tmp_path), same_netns=False) is None
+
+
 def test_read_pidfile(tmp_path):
     f = tmp_path / "x.pid"
     assert service.read_pidfile(f) is None
@@ -134,3 +175,52 @@ async def test_wait_for_exit_and_unresponsive(listener):
     with anyio.move_on_after(0.5) as scope:
         await service.wait_until_unresponsive("127.0.0.1", listener, interval=0.05)
     assert scope.cancelled_caught  # a listening port keeps it waiting
+
+
+@pytest.mark.anyio
+async def test_watch_daemon_ignores_deliberate_stops(tmp_path):
+    import anyio
+
+    stops = service.DeliberateStops(tmp_path)
+    assert not stops.since(0)
+    procs = [subprocess.Popen(["sleep", "30"])]
+    current = {"pid": procs[0].pid}
+
+    async def restart_deliberately():
+        await anyio.sleep(0.3)
+        stops.mark()
+        procs[0].kill()
+        procs[0].wait()
+        current["pid"] = None
+        await anyio.sleep(0.5)
+        procs.append(subprocess.Popen(["sleep", "30"]))
+        current["pid"] = procs[-1].pid
+        await anyio.sleep(0.5)
+        procs[-1].kill()  # this one dies by itself
+        procs[-1].wait()
+
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(restart_deliberately)
+                died = await service.watch_daemon(lambda: current["pid"], stops, interval=0.05)
+        assert died == procs[-1].pid and len(procs) == 2
+        # nothing runs: None at once; a deliberate stop with no new process: None after settle
+        assert await service.watch_daemon(lambda: None, stops) is None
+        p = subprocess.Popen(["sleep", "30"])
+        procs.append(p)
+
+        async def stop_for_good():
+            await anyio.sleep(0.2)
+            stops.mark()
+            p.kill()
+            p.wait()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_for_good)
+                assert await service.watch_daemon(lambda: p.pid if p.poll() is None else None, stops,
+                                                  settle=0.5, interval=0.05) is None
+    finally:
+        for q in procs:
+            q.kill()
+            q.wait()

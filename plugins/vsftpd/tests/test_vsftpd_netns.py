@@ -1,0 +1,251 @@
+"""Debian's real vsftpd managed by the plugin in a namespace cluster of our ctdbd.
+
+Three of our daemons run in network namespaces (contrib/localcluster), each with one
+public address on eth1 and the plugin enabled, whose start and stop commands run
+Debian's vsftpd in the node's namespace with a private configuration under the node's
+directory (anonymous, read-only, each node serving a file naming it). curl in the
+client namespace fetches that file through every public address. Then vsftpd on the
+holder of one address is SIGKILLed: the plugin's ctdb_watch makes that node UNHEALTHY at
+once (its reason in `ctdb scriptstatus`), the address moves to a healthy node whose
+vsftpd serves it, the releaseip/ipreallocated pair restarts vsftpd on the failed node
+(4.17's reconfigure rule), and the next monitor event makes it healthy again.
+
+Only traffic inside namespaces the test creates."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+VSFTPD = "/usr/sbin/vsftpd"
+CURL = "/usr/bin/curl"
+ALL = [0, 1, 2]
+PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.netns,
+              pytest.mark.skipif(not os.path.exists(VSFTPD), reason="Debian's vsftpd package is not installed"),
+              pytest.mark.skipif(not os.path.exists(CURL), reason="Debian's curl package is not installed")]
+
+# The plugin runs these with sh -c in ctdbd's environment: $CTDB_BASE is the node's directory.
+START = 'vsftpd "$CTDB_BASE/vsftpd/vsftpd.conf" >>"$CTDB_BASE/vsftpd/out.log" 2>&1 </dev/null'
+# [v]: the pattern must not match the sh -c running pkill
+STOP = 'pkill -f "[v]sftpd $CTDB_BASE/vsftpd/vsftpd.conf" ; sleep 0.3'
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> float:
+    t0 = time.monotonic()
+    last: Exception | None = None
+    while time.monotonic() - t0 < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - t0
+        except Exception as e:  # noqa: BLE001 - a node may be busy for a moment
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def vsftpd_conf(node_dir: Path, pnn: int) -> None:
+    d = node_dir / "vsftpd"
+    (d / "ftp").mkdir(parents=True)
+    (d / "empty").mkdir()
+    (d / "ftp" / "who.txt").write_text(f"node {pnn}\n")
+    # vsftpd refuses an anonymous root that ftp may write; the directories are root's 755
+    for p in (d, d / "ftp", d / "empty"):
+        p.chmod(0o755)
+    (d / "vsftpd.conf").write_text(f"""listen=YES
+listen_ipv6=NO
+listen_port=21
+background=YES
+anonymous_enable=YES
+no_anon_password=YES
+anon_root={d}/ftp
+local_enable=NO
+write_enable=NO
+secure_chroot_dir={d}/empty
+xferlog_enable=YES
+vsftpd_log_file={d}/vsftpd.log
+pasv_enable=YES
+pasv_min_port=40000
+pasv_max_port=40100
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+""")
+
+
+def ctdbd_log(lc, pnn: int) -> str:
+    return (Path(lc.node(pnn).dir) / "log.ctdb").read_text(errors="replace")
+
+
+def ctdb(lc, pnn: int, *args: str) -> str:
+    return lc.run(pnn, "ctdb", *args, timeout=30).stdout
+
+
+def status_rows(lc, pnn: int) -> dict[int, dict[str, str]]:
+    lines = [ln.strip("|").split("|") for ln in ctdb(lc, pnn, "-X", "status").splitlines() if ln.startswith("|")]
+    return {int(r[0]): dict(zip(lines[0], r)) for r in lines[1:]}
+
+
+def unhealthy(lc, observer: int, pnn: int) -> bool:
+    return status_rows(lc, observer)[pnn]["Unhealthy"] == "1"
+
+
+class Observer:
+    """Node flags and address holders as the daemons of some nodes see them, read over
+    their unix sockets (a control round trip, not a `ctdb` process: the states of a
+    failover can last less than a second). Each node knows the holders of the addresses
+    it has been told about; the new holder of an address always knows it holds it."""
+
+    def __init__(self, lc, pnns) -> None:
+        from ctdbcore.client.sync import Client
+
+        self.clients = [Client(lc.socket(p), timeout=10) for p in pnns]
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+
+    def unhealthy(self, pnn: int) -> bool:
+        return any(n.pnn == pnn and n.flags & 0x2 for n in self.clients[0].get_nodemap().nodes)
+
+    def holders(self, ip: str) -> set[int | None]:
+        seen: set[int | None] = set()
+        for c in self.clients:
+            for i in c.get_public_ips().ips:
+                if str(i.addr).split(":")[0] == ip:
+                    seen.add(None if i.pnn == 0xFFFFFFFF else i.pnn)
+        return seen
+
+    def moved(self, ip: str, old: int) -> int | None:
+        """A node other than old that holds ip in some observed node's view."""
+        return next((h for h in self.holders(ip) if h not in (None, old)), None)
+
+
+def holder_of(lc, ip: str) -> int | None:
+    """The node holding ip, when the kernel and `ctdb ip` on every node agree."""
+    kernel = []
+    for p in ALL:
+        out = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10).stdout
+        if any(a.get("local") == ip for link in json.loads(out or "[]") for a in link.get("addr_info", [])):
+            kernel.append(p)
+    if len(kernel) != 1:
+        return None
+    for p in ALL:
+        rows = [ln.strip("|").split("|") for ln in ctdb(lc, p, "-X", "ip").splitlines()[1:] if ln]
+        if {r[0]: int(r[1]) for r in rows}.get(ip) != kernel[0]:
+            return None
+    return kernel[0]
+
+
+def fetch(lc, ip: str, timeout: float = 10.0) -> str:
+    """The page through ip, retried for up to timeout s: the plugin restarts the server
+    when addresses change (vsftpd at ipreallocated), which closes the port for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = lc.client(CURL, "-sS", "--max-time", "10", f"ftp://{ip}/who.txt", check=False, timeout=30)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.returncode == 0, (ip, r.returncode, r.stdout, r.stderr)
+    return r.stdout.strip()
+
+
+def main_pid(lc, pnn: int) -> int | None:
+    """The node's vsftpd listener (the oldest vsftpd of its configuration)."""
+    conf = Path(lc.node(pnn).dir) / "vsftpd" / "vsftpd.conf"
+    r = subprocess.run(["pgrep", "-o", "-f", f"^{VSFTPD}|^vsftpd {conf}"], capture_output=True, text=True)
+    return int(r.stdout.split()[0]) if r.returncode == 0 else None
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    from ctdb_localcluster import netns
+    from ctdb_localcluster.cluster import LocalCluster
+
+    reason = netns.available()
+    if reason is not None:
+        pytest.skip(f"namespace cluster: {reason}")
+    lc = LocalCluster(tmp_path / "cluster", f"ftp{os.getpid() % 100000}", cleanup_at_exit=True)
+    for p in ALL:
+        vsftpd_conf(lc.node_dir(p), p)
+    try:
+        lc.up(n=3, enable=("vsftpd",), plugin_conf=(("vsftpd", "start command", START),
+                                                    ("vsftpd", "stop command", STOP)))
+        lc.wait_ok(timeout=90)
+        wait_for(lambda: sorted(holder_of(lc, ip) for ip in PUBLIC) == ALL, timeout=60,
+                 what="one public address on each node")
+        yield lc
+    finally:
+        lc.down()
+
+
+def test_killed_vsftpd_makes_its_node_unhealthy_and_its_address_move(cluster) -> None:
+    lc = cluster
+    # every node's vsftpd serves through the address it holds
+    for ip in PUBLIC:
+        assert fetch(lc, ip) == f"node {holder_of(lc, ip)}"
+    for p in ALL:
+        assert "vsftpd" in ctdb(lc, p, "event", "script", "list", "legacy")
+        assert re.search(r"^vsftpd\s+OK", ctdb(lc, p, "scriptstatus"), re.M), ctdb(lc, p, "scriptstatus")
+
+    ip = PUBLIC[1]
+    node = holder_of(lc, ip)
+    obs = Observer(lc, [p for p in ALL if p != node])
+    try:
+        pid = main_pid(lc, node)
+        assert pid is not None
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+
+        wait_for(lambda: obs.unhealthy(node), timeout=15, interval=0.02, what=f"node {node} to be UNHEALTHY")
+        t_unhealthy = time.monotonic() - t0
+        status = ctdb(lc, node, "scriptstatus")
+        recovered = not obs.unhealthy(node)  # a monitor event after the restart may have run already
+        moved_to: list[int] = []
+
+        def moved() -> bool:
+            h = obs.moved(ip, node)
+            if h is not None:
+                moved_to.append(h)
+            return h is not None
+        wait_for(moved, timeout=15, interval=0.02, what=f"{ip} to leave node {node}")
+        t_moved = time.monotonic() - t0
+        new = moved_to[0]
+        assert not obs.unhealthy(new)
+        # served again through the same address (by the new holder, or by node again if
+        # it is healthy and has taken the address back meanwhile)
+        served = fetch(lc, ip)
+        assert served in (f"node {new}", f"node {node}"), served
+        print(f"\nvsftpd SIGKILLed on node {node}: UNHEALTHY after {t_unhealthy:.2f} s, "
+              f"{ip} moved to node {new} after {t_moved:.2f} s; then served by {served}")
+    finally:
+        obs.close()
+    # the watcher's report made the node unhealthy ...
+    assert (f"Node flags changed 0x0 -> 0x2 (monitor: unhealthy (vsftpd: ERROR: vsftpd (pid {pid}) exited))"
+            in ctdbd_log(lc, node)), ctdbd_log(lc, node)[-3000:]
+    # ... and is what `ctdb scriptstatus` shows, unless the next monitor event (after
+    # ipreallocated's restart) has already run: then its result, a failure or OK
+    if not recovered or re.search(r"^vsftpd\s+ERROR", status, re.M):
+        assert re.search(r"^vsftpd\s+ERROR", status, re.M), status
+        assert re.search(rf"OUTPUT: (ERROR: vsftpd \(pid {pid}\) exited|.*consecutive failures for vsftpd)",
+                         status), status
+    assert t_unhealthy < 15 and t_moved < 15
+
+    # releaseip flagged a reconfigure, ipreallocated restarted vsftpd; the next monitor
+    # sees port 21 again and the node is healthy
+    wait_for(lambda: main_pid(lc, node) not in (None, pid), timeout=30, what=f"vsftpd restarted on node {node}")
+    wait_for(lambda: not unhealthy(lc, node, node), timeout=40, interval=0.2, what=f"node {node} healthy again")
+    t_healthy = time.monotonic() - t0
+    print(f"node {node} healthy again after {t_healthy:.2f} s")
+    assert re.search(r"^vsftpd\s+OK", ctdb(lc, node, "scriptstatus"), re.M)
+    for a in PUBLIC:
+        h = holder_of(lc, a)
+        assert h is not None and fetch(lc, a) == f"node {h}"
