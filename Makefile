@@ -9,7 +9,7 @@ APT_PKGS := python3 python3-venv python3-pip python3-dev gcc libc6-dev iproute2 
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml plugins/nfs/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
+$(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins/ipalloc/pyproject.toml plugins/samba/pyproject.toml plugins/nfs/pyproject.toml plugins/vsftpd/pyproject.toml plugins/httpd/pyproject.toml plugins/winbind/pyproject.toml contrib/localcluster/pyproject.toml contrib/example_plugin/pyproject.toml
 	@# samba's, vsftpd's, apache2's, nfs-ganesha's and rpcbind's packages would start
 	@# system-wide daemons (nmbd broadcasts on every interface): a policy-rc.d that refuses
 	@# service starts is in place for the install. The tests run their own instances in
@@ -21,7 +21,7 @@ $(VENV)/.installed: Makefile pyproject.toml setup.py ctdbcore/db/_bulk.c plugins
 		if [ -n "$$ownpolicy" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e plugins/samba -e plugins/nfs -e contrib/localcluster -e contrib/example_plugin
+	$(BIN)/pip install -q -e '.[test]' -e plugins/ipalloc -e plugins/samba -e plugins/nfs -e plugins/vsftpd -e plugins/httpd -e plugins/winbind -e contrib/localcluster -e contrib/example_plugin
 	touch $@
 
 # A 3-node cluster in network namespaces; it stays up until `make demo-down`.
