@@ -16,7 +16,6 @@ Only traffic inside namespaces the test creates."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from ctdb_localcluster.observe import Observer, ctdb, ctdbd_log, curl, holder_of, wait_for
 
 APACHE2 = "/usr/sbin/apache2"
 CURL = "/usr/bin/curl"
@@ -41,19 +42,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns,
 CONF = '"$CTDB_BASE/httpd/apache2.conf"'
 START = f'{APACHE2} -f {CONF} -k start >>"$CTDB_BASE/httpd/out.log" 2>&1 </dev/null'
 STOP = f'{APACHE2} -f {CONF} -k stop >>"$CTDB_BASE/httpd/out.log" 2>&1 </dev/null ; sleep 0.5'
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> float:
-    t0 = time.monotonic()
-    last: Exception | None = None
-    while time.monotonic() - t0 < timeout:
-        try:
-            if predicate():
-                return time.monotonic() - t0
-        except Exception as e:  # noqa: BLE001 - a node may be busy for a moment
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
 def apache_conf(node_dir: Path, docroot: Path, pnn: int) -> None:
@@ -85,72 +73,8 @@ DocumentRoot {docroot}
 """)
 
 
-def ctdbd_log(lc, pnn: int) -> str:
-    return (Path(lc.node(pnn).dir) / "log.ctdb").read_text(errors="replace")
-
-
-def ctdb(lc, pnn: int, *args: str) -> str:
-    return lc.run(pnn, "ctdb", *args, timeout=30).stdout
-
-
-class Observer:
-    """Node flags and address holders as the daemons of some nodes see them, read over
-    their unix sockets (a control round trip, not a `ctdb` process: the states of a
-    failover can last less than a second). Each node knows the holders of the addresses
-    it has been told about; the new holder of an address always knows it holds it."""
-
-    def __init__(self, lc, pnns) -> None:
-        from ctdbcore.client.sync import Client
-
-        self.clients = [Client(lc.socket(p), timeout=10) for p in pnns]
-
-    def close(self) -> None:
-        for c in self.clients:
-            c.close()
-
-    def unhealthy(self, pnn: int) -> bool:
-        return any(n.pnn == pnn and n.flags & 0x2 for n in self.clients[0].get_nodemap().nodes)
-
-    def holders(self, ip: str) -> set[int | None]:
-        seen: set[int | None] = set()
-        for c in self.clients:
-            for i in c.get_public_ips().ips:
-                if str(i.addr).split(":")[0] == ip:
-                    seen.add(None if i.pnn == 0xFFFFFFFF else i.pnn)
-        return seen
-
-    def moved(self, ip: str, old: int) -> int | None:
-        """A node other than old that holds ip in some observed node's view."""
-        return next((h for h in self.holders(ip) if h not in (None, old)), None)
-
-
-def holder_of(lc, ip: str) -> int | None:
-    """The node holding ip, when the kernel and `ctdb ip` on every node agree."""
-    kernel = []
-    for p in ALL:
-        out = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10).stdout
-        if any(a.get("local") == ip for link in json.loads(out or "[]") for a in link.get("addr_info", [])):
-            kernel.append(p)
-    if len(kernel) != 1:
-        return None
-    for p in ALL:
-        rows = [ln.strip("|").split("|") for ln in ctdb(lc, p, "-X", "ip").splitlines()[1:] if ln]
-        if {r[0]: int(r[1]) for r in rows}.get(ip) != kernel[0]:
-            return None
-    return kernel[0]
-
-
 def fetch(lc, ip: str, timeout: float = 10.0) -> str:
-    """The page through ip, retried for up to timeout s: the plugin restarts the server
-    when addresses change (vsftpd at ipreallocated), which closes the port for a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = lc.client(CURL, "-sS", "--max-time", "10", f"http://{ip}/who.txt", check=False, timeout=30)
-        if r.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert r.returncode == 0, (ip, r.returncode, r.stdout, r.stderr)
-    return r.stdout.strip()
+    return curl(lc, f"http://{ip}/who.txt", timeout)
 
 
 def main_pid(lc, pnn: int) -> int | None:

@@ -11,7 +11,6 @@ import pytest
 
 from ctdb_samba import netbios, probe, smbd, smbconf
 from ctdbcore.plugins import service
-from ctdbcore.testing import RecordingRunner
 
 TESTPARM = """# Global parameters
 [global]

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from ctdb_localcluster.observe import Observer, ctdb, ctdbd_log, wait_for
+
 WINBINDD = "/usr/sbin/winbindd"
 WBINFO = "/usr/bin/wbinfo"
 ALL = [0, 1, 2]
@@ -43,19 +45,6 @@ STOP = (f'kill $(cat "{W}/pid/winbindd.pid") 2>/dev/null ; pkill -f "[s]amba-dce
         'sleep 0.5')
 PING = (f"unshare --mount --propagation private sh -c 'mount --bind \"$0\" /run/samba && exec {WBINFO} -p' "
         f'"{W}/run"')
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> float:
-    t0 = time.monotonic()
-    last: Exception | None = None
-    while time.monotonic() - t0 < timeout:
-        try:
-            if predicate():
-                return time.monotonic() - t0
-        except Exception as e:  # noqa: BLE001 - a node may be busy for a moment
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
 def smb_conf(node_dir: Path, short: Path, address: str) -> None:
@@ -95,45 +84,6 @@ def smb_conf(node_dir: Path, short: Path, address: str) -> None:
 [share]
 	path = {d}/share
 """)
-
-
-def ctdbd_log(lc, pnn: int) -> str:
-    return (Path(lc.node(pnn).dir) / "log.ctdb").read_text(errors="replace")
-
-
-def ctdb(lc, pnn: int, *args: str) -> str:
-    return lc.run(pnn, "ctdb", *args, timeout=30).stdout
-
-
-class Observer:
-    """Node flags and address holders as the daemons of some nodes see them, read over
-    their unix sockets (a control round trip, not a `ctdb` process: the states of a
-    failover can last less than a second). Each node knows the holders of the addresses
-    it has been told about; the new holder of an address always knows it holds it."""
-
-    def __init__(self, lc, pnns) -> None:
-        from ctdbcore.client.sync import Client
-
-        self.clients = [Client(lc.socket(p), timeout=10) for p in pnns]
-
-    def close(self) -> None:
-        for c in self.clients:
-            c.close()
-
-    def unhealthy(self, pnn: int) -> bool:
-        return any(n.pnn == pnn and n.flags & 0x2 for n in self.clients[0].get_nodemap().nodes)
-
-    def holders(self, ip: str) -> set[int | None]:
-        seen: set[int | None] = set()
-        for c in self.clients:
-            for i in c.get_public_ips().ips:
-                if str(i.addr).split(":")[0] == ip:
-                    seen.add(None if i.pnn == 0xFFFFFFFF else i.pnn)
-        return seen
-
-    def moved(self, ip: str, old: int) -> int | None:
-        """A node other than old that holds ip in some observed node's view."""
-        return next((h for h in self.holders(ip) if h not in (None, old)), None)
 
 
 def winbindd_pid(lc, pnn: int) -> int | None:
