@@ -423,7 +423,9 @@ async def watch_daemon(find_pid: Callable[[], int | None], stops: DeliberateStop
     the plugin's own stop; return its pid. None at once if no process is found (the
     next monitor event judges that). After a deliberate stop (``stops``) the new
     process is looked for for ``settle`` seconds and watched in turn; if none comes,
-    None. ``find_pid`` (a pid file read or a /proc scan) runs in a worker thread."""
+    None. When the process exits while ``find_pid`` finds another (the parent of a
+    daemon that forked), that one is watched instead. ``find_pid`` (a pid file read or
+    a /proc scan) runs in a worker thread."""
     import anyio
 
     pid = await anyio.to_thread.run_sync(find_pid)
@@ -431,6 +433,12 @@ async def watch_daemon(find_pid: Callable[[], int | None], stops: DeliberateStop
         t0 = time.time()
         await wait_for_exit(pid)
         if stops is None or not await anyio.to_thread.run_sync(stops.since, t0 - 0.001):
+            # A daemon that forks into the background: the process found may have been
+            # the parent on its way out, with the real one running on.
+            now = await anyio.to_thread.run_sync(find_pid)
+            if now is not None and now != pid:
+                pid = now
+                continue
             return pid
         pid = None
         with anyio.move_on_after(settle):

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from ctdb_localcluster.rigs import APACHE2, httpd_options, httpd_pid
 from ctdb_localcluster.observe import Observer, ctdb, ctdbd_log, curl, holder_of, wait_for
 
-APACHE2 = "/usr/sbin/apache2"
 CURL = "/usr/bin/curl"
-MODULES = "/usr/lib/apache2/modules"
 ALL = [0, 1, 2]
 PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
 
@@ -38,52 +37,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns,
               pytest.mark.skipif(not os.path.exists(APACHE2), reason="Debian's apache2 package is not installed"),
               pytest.mark.skipif(not os.path.exists(CURL), reason="Debian's curl package is not installed")]
 
-# The plugin runs these with sh -c in ctdbd's environment: $CTDB_BASE is the node's directory.
-CONF = '"$CTDB_BASE/httpd/apache2.conf"'
-START = f'{APACHE2} -f {CONF} -k start >>"$CTDB_BASE/httpd/out.log" 2>&1 </dev/null'
-STOP = f'{APACHE2} -f {CONF} -k stop >>"$CTDB_BASE/httpd/out.log" 2>&1 </dev/null ; sleep 0.5'
-
-
-def apache_conf(node_dir: Path, docroot: Path, pnn: int) -> None:
-    d = node_dir / "httpd"
-    (d / "run").mkdir(parents=True)
-    (docroot / "who.txt").write_text(f"node {pnn}\n")
-    (d / "apache2.conf").write_text(f"""ServerRoot {d}
-ServerName node{pnn}.test
-Listen 80
-PidFile {d}/apache2.pid
-DefaultRuntimeDir {d}/run
-Mutex file:{d}/run default
-ErrorLog {d}/error.log
-LogLevel info
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-User www-data
-Group www-data
-StartServers 1
-ServerLimit 2
-MinSpareThreads 5
-MaxSpareThreads 10
-ThreadsPerChild 5
-MaxRequestWorkers 10
-DocumentRoot {docroot}
-<Directory {docroot}>
-    Require all granted
-</Directory>
-""")
 
 
 def fetch(lc, ip: str, timeout: float = 10.0) -> str:
     return curl(lc, f"http://{ip}/who.txt", timeout)
-
-
-def main_pid(lc, pnn: int) -> int | None:
-    try:
-        pid = int((Path(lc.node(pnn).dir) / "httpd" / "apache2.pid").read_text().split()[0])
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid
 
 
 @pytest.fixture
@@ -98,15 +55,7 @@ def cluster(tmp_path):
     docs = Path(tempfile.mkdtemp(prefix="ctdb-httpd-test-"))
     lc = LocalCluster(tmp_path / "cluster", f"www{os.getpid() % 100000}", cleanup_at_exit=True)
     try:
-        for p in ALL:
-            root = docs / f"node{p}"
-            root.mkdir()
-            for d in (docs, root):
-                d.chmod(0o755)
-            apache_conf(lc.node_dir(p), root, p)
-        lc.up(n=3, enable=("httpd",), plugin_conf=(("httpd", "start command", START),
-                                                   ("httpd", "stop command", STOP),
-                                                   ("httpd", "pid file", "$CTDB_BASE/httpd/apache2.pid")))
+        lc.up(n=3, **httpd_options(lc.root, docs))
         lc.wait_ok(timeout=90)
         wait_for(lambda: sorted(holder_of(lc, ip) for ip in PUBLIC) == ALL, timeout=60,
                  what="one public address on each node")
@@ -127,7 +76,7 @@ def test_killed_apache_makes_its_node_unhealthy_and_its_address_move(cluster) ->
     node = holder_of(lc, ip)
     obs = Observer(lc, [p for p in ALL if p != node])
     try:
-        pid = main_pid(lc, node)
+        pid = httpd_pid(lc, node)
         assert pid is not None
         t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -166,7 +115,7 @@ def test_killed_apache_makes_its_node_unhealthy_and_its_address_move(cluster) ->
     assert t_unhealthy < 15 and t_moved < 15
 
     # the next monitor event is the 2nd failure: stop, kill -9 leftovers, start; healthy
-    wait_for(lambda: main_pid(lc, node) not in (None, pid), timeout=40, what=f"apache2 restarted on node {node}")
+    wait_for(lambda: httpd_pid(lc, node) not in (None, pid), timeout=40, what=f"apache2 restarted on node {node}")
     obs = Observer(lc, [node])
     try:
         wait_for(lambda: not obs.unhealthy(node), timeout=40, interval=0.2, what=f"node {node} healthy again")

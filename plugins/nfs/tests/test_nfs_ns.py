@@ -19,20 +19,15 @@ import json
 import os
 import re
 import signal
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ctdb_localcluster import netns
 from ctdb_localcluster.cluster import LocalCluster
+from ctdb_localcluster.rigs import ganesha_missing, ganesha_pid, nfs_cluster_options
 
-GANESHA = "/usr/bin/ganesha.nfsd"
-FSAL_DIR = next((str(p.parent) for p in sorted(Path("/usr/lib").glob("*/ganesha/libfsalvfs.so"))), None)
-NEEDED = {GANESHA: "nfs-ganesha", "/sbin/rpcbind": "rpcbind", "/usr/bin/nfs-cat": "libnfs-utils",
-          "/usr/bin/dbus-daemon": "dbus-daemon", "/usr/bin/dbus-send": "dbus-bin"}
 PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
 N = 3
 CONTENT = "written to the cluster file system\n"
@@ -40,112 +35,9 @@ CONTENT = "written to the cluster file system\n"
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
 
-def missing() -> str | None:
-    for path, pkg in NEEDED.items():
-        if not os.access(path, os.X_OK):
-            return f"{path} is not installed (apt-get install {pkg})"
-    if FSAL_DIR is None:
-        return "FSAL VFS is not installed (apt-get install nfs-ganesha-vfs)"
-    if shutil.which("unshare") is None:
-        return "needs unshare (util-linux)"
-    return netns.available()
-
-
-def write_node_rig(d: Path, shared: Path) -> None:
-    """One node's Ganesha: config, D-Bus config and start/stop scripts under d
-    (``<root>/node<pnn>/nfs``)."""
-    for sub in ("recovery", "run"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "run").chmod(0o755)
-    (d / "ganesha.conf").write_text(f"""NFS_CORE_PARAM {{
-    NFS_Port = 2049;
-    Protocols = 3, 4;
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-    Enable_UDP = false;
-    Plugins_Dir = "{FSAL_DIR}";
-    Mount_Path_Pseudo = true;
-}}
-NFS_KRB5 {{ Active_krb5 = false; }}
-NFSV4 {{ RecoveryBackend = fs; RecoveryRoot = "{d}/recovery"; Grace_Period = 5; Lease_Lifetime = 5; }}
-LOG {{ Default_Log_Level = EVENT; }}
-EXPORT {{
-    Export_Id = 1;
-    Path = "{shared}";
-    Pseudo = /export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    Protocols = 3, 4;
-    Transports = TCP;
-    SecType = sys;
-    FSAL {{ Name = VFS; }}
-}}
-""")
-    bus = d / "dbus.sock"
-    # an open policy: with only send_destination="*" allowed, ganesha.nfsd hangs in its
-    # D-Bus set-up and never serves (see test_nfs_ganesha_real.py)
-    (d / "dbus.conf").write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={bus}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default"><allow user="*"/><allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy>
-</busconfig>
-""")
-    # run under `unshare -m`: rpcbind's socket path is fixed (/run/rpcbind.sock), so the
-    # node's rpcbind and Ganesha share a private /run, the node's own d/run
-    (d / "start.sh").write_text(f"""#!/bin/sh
-set -e
-mount --bind {d}/run /run
-mkdir -p /run/ganesha
-# daemons keep no descriptor of the runner's pipes (it waits for them to close)
-exec </dev/null >>{d}/start.log 2>&1
-/sbin/rpcbind -f -w & echo $! > {d}/rpcbind.pid
-i=0; until rpcinfo -T tcp 127.0.0.1 portmapper >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done
-rm -f {bus}
-/usr/bin/dbus-daemon --config-file={d}/dbus.conf --fork --print-pid > {d}/dbus.pid
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path={bus}
-# -F behind &: the shell's child is ganesha.nfsd itself, as in its pid file
-{GANESHA} -F -f {d}/ganesha.conf -L {d}/ganesha.log -p {d}/ganesha.pid -N NIV_EVENT &
-i=0; until rpcinfo -T tcp 127.0.0.1 nfs 3 >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || exit 1; sleep 0.1; done
-""")
-    (d / "stop.sh").write_text(f"""#!/bin/sh
-for f in ganesha rpcbind dbus; do
-  p=$(cat {d}/$f.pid 2>/dev/null) || continue
-  kill $p 2>/dev/null || true
-  i=0; while kill -0 $p 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-  kill -9 $p 2>/dev/null || true
-  rm -f {d}/$f.pid
-done
-exit 0
-""")
-
-
-def nfs_cluster_options(root: Path, shared: Path, n: int = N) -> dict:
-    """``LocalCluster.up()`` options: the plugin (and 06.nfs) enabled on every node with
-    the ganesha backend, the rig of each node found through ``$CTDB_BASE``."""
-    for p in range(n):
-        write_node_rig(root / f"node{p}" / "nfs", shared)
-    rig = "$CTDB_BASE/nfs"
-    conf = {
-        "backend": "ganesha",
-        "start command": f"unshare -m --propagation private sh {rig}/start.sh",
-        "stop command": f"sh {rig}/stop.sh",
-        "exports file": f"{rig}/ganesha.conf",
-        "ganesha pid file": f"{rig}/ganesha.pid",
-        "ganesha dbus address": f"unix:path={rig}/dbus.sock",
-        "ganesha grace period": "/nonexistent/grace_period",  # dbus-send, to the node's bus
-        "statd callout": "/nonexistent/ctdb-statd-callout",  # Ganesha: no kernel statd
-    }
-    return dict(enable=("nfs", "nfs_pre"), plugin_conf=tuple(("nfs", k, v) for k, v in conf.items()),
-                tunables=(("MonitorInterval", "5"),))
-
-
 @pytest.fixture
 def nfs_cluster(tmp_path):
-    reason = missing()
+    reason = ganesha_missing()
     if reason is not None:
         pytest.skip(reason)
     root = tmp_path / "cluster"
@@ -193,14 +85,6 @@ def unhealthy(lc, pnn) -> bool:
 
 def nfs_cat(lc, ip: str, version: int = 3) -> subprocess.CompletedProcess:
     return lc.client("nfs-cat", f"nfs://{ip}/export/file?version={version}", check=False, timeout=20)
-
-
-def ganesha_pid(root: Path, pnn: int) -> int | None:
-    try:
-        pid = int((root / f"node{pnn}" / "nfs" / "ganesha.pid").read_text().split()[0])
-        return pid if b"ganesha.nfsd" in Path(f"/proc/{pid}/cmdline").read_bytes() else None
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def node_log(root: Path, pnn: int) -> str:

@@ -17,15 +17,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from ctdb_localcluster.rigs import VSFTPD, vsftpd_options, vsftpd_pid
 from ctdb_localcluster.observe import Observer, ctdb, ctdbd_log, curl, holder_of, unhealthy, wait_for
 
-VSFTPD = "/usr/sbin/vsftpd"
 CURL = "/usr/bin/curl"
 ALL = [0, 1, 2]
 PUBLIC = ["198.51.100.101", "198.51.100.102", "198.51.100.103"]
@@ -34,50 +32,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns,
               pytest.mark.skipif(not os.path.exists(VSFTPD), reason="Debian's vsftpd package is not installed"),
               pytest.mark.skipif(not os.path.exists(CURL), reason="Debian's curl package is not installed")]
 
-# The plugin runs these with sh -c in ctdbd's environment: $CTDB_BASE is the node's directory.
-START = 'vsftpd "$CTDB_BASE/vsftpd/vsftpd.conf" >>"$CTDB_BASE/vsftpd/out.log" 2>&1 </dev/null'
-# [v]: the pattern must not match the sh -c running pkill
-STOP = 'pkill -f "[v]sftpd $CTDB_BASE/vsftpd/vsftpd.conf" ; sleep 0.3'
-
-
-def vsftpd_conf(node_dir: Path, pnn: int) -> None:
-    d = node_dir / "vsftpd"
-    (d / "ftp").mkdir(parents=True)
-    (d / "empty").mkdir()
-    (d / "ftp" / "who.txt").write_text(f"node {pnn}\n")
-    # vsftpd refuses an anonymous root that ftp may write; the directories are root's 755
-    for p in (d, d / "ftp", d / "empty"):
-        p.chmod(0o755)
-    (d / "vsftpd.conf").write_text(f"""listen=YES
-listen_ipv6=NO
-listen_port=21
-background=YES
-anonymous_enable=YES
-no_anon_password=YES
-anon_root={d}/ftp
-local_enable=NO
-write_enable=NO
-secure_chroot_dir={d}/empty
-xferlog_enable=YES
-vsftpd_log_file={d}/vsftpd.log
-pasv_enable=YES
-pasv_min_port=40000
-pasv_max_port=40100
-seccomp_sandbox=NO
-isolate=NO
-isolate_network=NO
-""")
 
 
 def fetch(lc, ip: str, timeout: float = 10.0) -> str:
     return curl(lc, f"ftp://{ip}/who.txt", timeout)
-
-
-def main_pid(lc, pnn: int) -> int | None:
-    """The node's vsftpd listener (the oldest vsftpd of its configuration)."""
-    conf = Path(lc.node(pnn).dir) / "vsftpd" / "vsftpd.conf"
-    r = subprocess.run(["pgrep", "-o", "-f", f"^{VSFTPD}|^vsftpd {conf}"], capture_output=True, text=True)
-    return int(r.stdout.split()[0]) if r.returncode == 0 else None
 
 
 @pytest.fixture
@@ -89,11 +47,8 @@ def cluster(tmp_path):
     if reason is not None:
         pytest.skip(f"namespace cluster: {reason}")
     lc = LocalCluster(tmp_path / "cluster", f"ftp{os.getpid() % 100000}", cleanup_at_exit=True)
-    for p in ALL:
-        vsftpd_conf(lc.node_dir(p), p)
     try:
-        lc.up(n=3, enable=("vsftpd",), plugin_conf=(("vsftpd", "start command", START),
-                                                    ("vsftpd", "stop command", STOP)))
+        lc.up(n=3, **vsftpd_options(lc.root))
         lc.wait_ok(timeout=90)
         wait_for(lambda: sorted(holder_of(lc, ip) for ip in PUBLIC) == ALL, timeout=60,
                  what="one public address on each node")
@@ -115,7 +70,7 @@ def test_killed_vsftpd_makes_its_node_unhealthy_and_its_address_move(cluster) ->
     node = holder_of(lc, ip)
     obs = Observer(lc, [p for p in ALL if p != node])
     try:
-        pid = main_pid(lc, node)
+        pid = vsftpd_pid(lc, node)
         assert pid is not None
         t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -156,7 +111,7 @@ def test_killed_vsftpd_makes_its_node_unhealthy_and_its_address_move(cluster) ->
 
     # releaseip flagged a reconfigure, ipreallocated restarted vsftpd; the next monitor
     # sees port 21 again and the node is healthy
-    wait_for(lambda: main_pid(lc, node) not in (None, pid), timeout=30, what=f"vsftpd restarted on node {node}")
+    wait_for(lambda: vsftpd_pid(lc, node) not in (None, pid), timeout=30, what=f"vsftpd restarted on node {node}")
     wait_for(lambda: not unhealthy(lc, node, node), timeout=40, interval=0.2, what=f"node {node} healthy again")
     t_healthy = time.monotonic() - t0
     print(f"node {node} healthy again after {t_healthy:.2f} s")

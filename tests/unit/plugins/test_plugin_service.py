@@ -224,3 +224,32 @@ async def test_watch_daemon_ignores_deliberate_stops(tmp_path):
         for q in procs:
             q.kill()
             q.wait()
+
+
+@pytest.mark.anyio
+async def test_watch_daemon_follows_a_daemon_that_forks_into_the_background():
+    """vsftpd's start: the process first found is the parent on its way out; the
+    listener it forked runs on and is watched instead of reported."""
+    import anyio
+
+    parent = subprocess.Popen(["sleep", "0.2"])
+    child = subprocess.Popen(["sleep", "30"])
+
+    def find():
+        return parent.pid if parent.poll() is None else (child.pid if child.poll() is None else None)
+
+    async def kill_child_later():
+        await anyio.sleep(0.8)
+        child.kill()
+        child.wait()
+
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(kill_child_later)
+                died = await service.watch_daemon(find)
+        assert died == child.pid
+    finally:
+        for q in (parent, child):
+            q.kill()
+            q.wait()
