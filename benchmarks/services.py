@@ -257,6 +257,10 @@ def run_impl(svc: Service, impl: str, runs: int) -> list[dict[str, float | None]
         try:
             lc = _cluster(svc, impl, tmp)
             served = svc.prepare(lc, tmp)
+            # the first takeover run's ipreallocated restarts vsftpd everywhere (4.17's
+            # rule): measure a settled cluster, not a kill in the middle of that restart
+            _wait(lambda: all(svc.pid(lc, p) is not None for p in range(N)), 30, f"{svc.name} on every node", 0.2)
+            time.sleep(2)
             mon = AddressMonitor(lc)
             try:
                 ips = sorted(kernel_holders(lc))

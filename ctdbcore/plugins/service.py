@@ -418,12 +418,12 @@ class DeliberateStops:
 
 
 async def watch_daemon(find_pid: Callable[[], int | None], stops: DeliberateStops | None = None, *,
-                       settle: float = 10.0, interval: float = 0.5) -> int | None:
+                       settle: float = 10.0, interval: float = 0.1) -> int | None:
     """For ``ctdb_watch``: wait until the daemon's main process exits other than by
     the plugin's own stop; return its pid. None at once if no process is found (the
     next monitor event judges that). After a deliberate stop (``stops``) the new
     process is looked for for ``settle`` seconds and watched in turn; if none comes,
-    None. When the process exits while ``find_pid`` finds another (the parent of a
+    the stopped one's pid (the restart failed). When the process exits while ``find_pid`` finds another (the parent of a
     daemon that forked), that one is watched instead. ``find_pid`` (a pid file read or
     a /proc scan) runs in a worker thread."""
     import anyio
@@ -440,9 +440,13 @@ async def watch_daemon(find_pid: Callable[[], int | None], stops: DeliberateStop
                 pid = now
                 continue
             return pid
-        pid = None
+        stopped, pid = pid, None
         with anyio.move_on_after(settle):
             while pid is None:
                 await anyio.sleep(interval)
                 pid = await anyio.to_thread.run_sync(find_pid)
+        if pid is None:
+            # The plugin's own restart did not bring it back (or it died at once): a
+            # failure, as the next monitor event would find.
+            return stopped
     return None

@@ -205,7 +205,7 @@ async def test_watch_daemon_ignores_deliberate_stops(tmp_path):
                 tg.start_soon(restart_deliberately)
                 died = await service.watch_daemon(lambda: current["pid"], stops, interval=0.05)
         assert died == procs[-1].pid and len(procs) == 2
-        # nothing runs: None at once; a deliberate stop with no new process: None after settle
+        # nothing runs: None at once; a deliberate stop with no new process: a failure after settle
         assert await service.watch_daemon(lambda: None, stops) is None
         p = subprocess.Popen(["sleep", "30"])
         procs.append(p)
@@ -219,7 +219,7 @@ async def test_watch_daemon_ignores_deliberate_stops(tmp_path):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(stop_for_good)
                 assert await service.watch_daemon(lambda: p.pid if p.poll() is None else None, stops,
-                                                  settle=0.5, interval=0.05) is None
+                                                  settle=0.5, interval=0.05) == p.pid
     finally:
         for q in procs:
             q.kill()
