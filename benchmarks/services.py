@@ -52,7 +52,7 @@ from pathlib import Path
 
 import attrs
 
-from benchmarks.failover import AddressMonitor, kernel_holders
+from benchmarks.failover import AddressMonitor, _wait, kernel_holders
 from ctdb_localcluster import rigs, samba
 from ctdb_localcluster.cluster import LocalCluster
 from ctdbcore.client import Client
@@ -72,19 +72,6 @@ for p in $(pidof "$prog"); do
 done
 exit $rc
 """
-
-
-def _wait(pred, timeout: float, what: str, interval: float = 0.02) -> float:
-    t0 = time.monotonic()
-    while True:
-        try:
-            if pred():
-                return time.monotonic()
-        except Exception:  # noqa: BLE001 - a node may be restarting
-            pass
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(interval)
 
 
 def _flags(lc: LocalCluster, via: int) -> dict[int, int]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import subprocess
 import time
 from pathlib import Path
 
 from ctdb_localcluster.cluster import LocalCluster
+from ctdb_localcluster.observe import kernel_holders  # noqa: F401 - its home; the tests import it from here
 from ctdbcore.client.sync import Client
 
 
@@ -70,21 +70,6 @@ def client(lc, pnn: int):
         yield c
     finally:
         c.close()
-
-
-def kernel_holders(lc: LocalCluster, public: list[str], nodes=(0, 1, 2)) -> dict[str, list[int]]:
-    """public address -> the running nodes whose eth1 carries it, read from the kernel
-    (namespace clusters)."""
-    out: dict[str, list[int]] = {ip: [] for ip in public}
-    for p in nodes:
-        if not lc.running(p):
-            continue
-        res = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10)
-        for link in json.loads(res.stdout or "[]"):
-            for a in link.get("addr_info", []):
-                if a.get("local") in out:
-                    out[a["local"]].append(p)
-    return out
 
 
 def waits_for_a_lock(pid: int) -> bool:

@@ -79,7 +79,7 @@ def test_client_is_reset_and_reconnects_when_its_address_moves(local_cluster, tm
     plugin_dir = str(Path(__file__).parent / "testplugin")
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    lc = local_cluster(n=3, tunables=(("MonitorInterval", "1"),),
+    lc = local_cluster(n=3, tunables=(("MonitorInterval", "1"),), enable=("testplugin",),
                        env=(("PYTHONPATH", plugin_dir), ("CTDB_TESTPLUGIN_DIR", str(ctl))))
     lc.wait_ok(timeout=30)
     wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,
@@ -243,7 +243,7 @@ def test_node_whose_takeip_keeps_failing_is_banned(local_cluster, tmp_path) -> N
     plugin_dir = str(Path(__file__).parent / "testplugin")
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    lc = local_cluster(n=3, tunables=(("RecoveryBanPeriod", "4"),),
+    lc = local_cluster(n=3, tunables=(("RecoveryBanPeriod", "4"),), enable=("testplugin",),
                        env=(("PYTHONPATH", plugin_dir), ("CTDB_TESTPLUGIN_DIR", str(ctl))))
     lc.wait_ok(timeout=30)
     wait_for(lambda: placed(lc, ALL) and sorted(h[0] for h in kernel_holders(lc, PUBLIC).values()) == ALL,

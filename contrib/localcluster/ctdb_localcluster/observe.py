@@ -77,13 +77,23 @@ class Observer:
         return next((h for h in self.holders(ip) if h not in (None, old)), None)
 
 
+def kernel_holders(lc, public, nodes=(0, 1, 2)) -> dict[str, list[int]]:
+    """public address -> the running nodes whose eth1 carries it, read from the kernel."""
+    out: dict[str, list[int]] = {ip: [] for ip in public}
+    for p in nodes:
+        if not lc.running(p):
+            continue
+        res = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10)
+        for link in json.loads(res.stdout or "[]"):
+            for a in link.get("addr_info", []):
+                if a.get("local") in out:
+                    out[a["local"]].append(p)
+    return out
+
+
 def holder_of(lc, ip: str, nodes=(0, 1, 2)) -> int | None:
     """The node holding ip, when the kernel (eth1) and `ctdb ip` on every node agree."""
-    kernel = []
-    for p in nodes:
-        out = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10).stdout
-        if any(a.get("local") == ip for link in json.loads(out or "[]") for a in link.get("addr_info", [])):
-            kernel.append(p)
+    kernel = kernel_holders(lc, [ip], nodes)[ip]
     if len(kernel) != 1:
         return None
     for p in nodes:

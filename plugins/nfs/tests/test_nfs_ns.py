@@ -15,7 +15,6 @@ the check file's restart rule brings Ganesha back, after which the node is healt
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from ctdb_localcluster import observe
 from ctdb_localcluster.cluster import LocalCluster
 from ctdb_localcluster.rigs import ganesha_missing, ganesha_pid, nfs_cluster_options
 
@@ -69,14 +69,7 @@ def holders(lc) -> dict[str, int]:
 
 def kernel_holders(lc) -> dict[str, list[int]]:
     """Public address -> the nodes whose eth1 carries it (the kernel's view)."""
-    out: dict[str, list[int]] = {ip: [] for ip in PUBLIC}
-    for p in range(N):
-        res = lc.run(p, "ip", "-j", "addr", "show", "dev", "eth1", timeout=10)
-        for link in json.loads(res.stdout or "[]"):
-            for a in link.get("addr_info", []):
-                if a.get("local") in out:
-                    out[a["local"]].append(p)
-    return out
+    return observe.kernel_holders(lc, PUBLIC, range(N))
 
 
 def unhealthy(lc, pnn) -> bool:
