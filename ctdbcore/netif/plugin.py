@@ -70,7 +70,7 @@ KILL_TIMEOUT = 5.0
 
 
 def _public_addresses(ctx: EventContext) -> tuple[Any, ...]:
-    if getattr(ctx, "test_mode", False):
+    if ctx.test_mode:
         return ()  # nothing of ours is on an interface (see the module docstring)
     return tuple(getattr(ctx.config, "public_addresses", None) or ())
 
