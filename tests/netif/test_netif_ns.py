@@ -387,7 +387,6 @@ def test_plugin_updateip_moves_the_address(lan, tmp_path):
 
 
 def test_plugin_monitor_reports_a_downed_interface(lan, tmp_path, monkeypatch):
-    monkeypatch.delenv("CTDB_PARTIALLY_ONLINE_INTERFACES", raising=False)
     ctx = make_ctx(tmp_path, "monitor", V4)
     with lan.ns(0):
         assert plugin.ctdb_monitor(ctx=ctx) is None
@@ -398,5 +397,6 @@ def test_plugin_monitor_reports_a_downed_interface(lan, tmp_path, monkeypatch):
     ctx2 = make_ctx(tmp_path, "monitor", V4, ifaces=("eth0", "d0"))
     with lan.ns(0):
         assert "eth0" in plugin.ctdb_monitor(ctx=ctx2)
-        monkeypatch.setenv("CTDB_PARTIALLY_ONLINE_INTERFACES", "yes")
-        assert plugin.ctdb_monitor(ctx=ctx2) is None
+        # CTDB_PARTIALLY_ONLINE_INTERFACES=yes reaches the plugin as its setting
+        partial = attrs.evolve(ctx2, settings=plugin.Settings(partially_online_interfaces=True))
+        assert plugin.ctdb_monitor(ctx=partial) is None
