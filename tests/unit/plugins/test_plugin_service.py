@@ -98,41 +98,59 @@ def test_missing_program_names_the_package():
         "ERROR: /usr/sbin/nosuchd is not installed (apt-get install nosuch)"
 
 
-def test_pids_kill_and_stack_traces():
-    p = subprocess.Popen(["sleep", "30"])
+@pytest.fixture
+def own_sleep(tmp_path):
+    """A copy of sleep under a name no other process has (other tests' daemons and
+    scripts run plain sleeps that come and go), started and seen by name."""
+    prog = tmp_path / "ctdbtestslp"
+    shutil.copy("/bin/sleep", prog)
+
+    def start(*wrap: str) -> subprocess.Popen:
+        return subprocess.Popen([*wrap, str(prog), "30"])
+
+    def wait_named(pid: int) -> None:
+        deadline = time.monotonic() + 5  # Popen returns before the child's exec names it
+        while pid not in service.pids_of(prog.name) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    return prog.name, start, wait_named
+
+
+def test_pids_kill_and_stack_traces(own_sleep):
+    name, start, wait_named = own_sleep
+    p = start()
     try:
-        assert p.pid in service.pids_of("sleep")
-        trace = service.stack_traces("sleep", 5)
-        assert f"Stack trace for sleep[{p.pid}]:" in trace or not os.path.exists(f"/proc/{p.pid}/stack")
-        assert p.pid in service.kill_all("sleep", signal.SIGTERM)
+        wait_named(p.pid)
+        assert p.pid in service.pids_of(name)
+        trace = service.stack_traces(name, 5)
+        assert f"Stack trace for {name}[{p.pid}]:" in trace or not os.path.exists(f"/proc/{p.pid}/stack")
+        assert p.pid in service.kill_all(name, signal.SIGTERM)
         assert p.wait(5) == -signal.SIGTERM
     finally:
         p.kill()
 
 
-def test_main_pid_and_netns_filter(tmp_path):
-    p = subprocess.Popen(["sleep", "30"])
+def test_main_pid_and_netns_filter(own_sleep, tmp_path):
+    name, start, wait_named = own_sleep
+    p = start()
     try:
-        deadline = time.monotonic() + 5  # Popen may return before the child's exec names it
-        while p.pid not in service.pids_of("sleep") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert p.pid in service.pids_of("sleep", same_netns=True)
-        assert service.main_pid("sleep") == min(service.pids_of("sleep", same_netns=True))
+        wait_named(p.pid)
+        assert p.pid in service.pids_of(name, same_netns=True)
+        assert service.main_pid(name) == min(service.pids_of(name, same_netns=True))
         # a process in another network namespace is left out
         if os.geteuid() == 0 and shutil.which("unshare"):
-            q = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+            q = start("unshare", "--net")
             try:
                 def netns_pid():
-                    return [pid for pid in service.pids_of("sleep") if pid != p.pid and
-                            os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")]
+                    return [pid for pid in service.pids_of(name) if pid != p.pid]
                 deadline = time.monotonic() + 5
                 while not netns_pid() and time.monotonic() < deadline:
                     time.sleep(0.05)
                 other = netns_pid()
                 assert other
-                assert other[0] in service.pids_of("sleep")
-                assert other[0] not in service.pids_of("sleep", same_netns=True)
-                assert other[0] not in service.kill_all("sleep", signal.SIGCONT, same_netns=True)
+                assert os.readlink(f"/proc/{other[0]}/ns/net") != os.readlink("/proc/self/ns/net")
+                assert other[0] not in service.pids_of(name, same_netns=True)
+                assert other[0] not in service.kill_all(name, signal.SIGCONT, same_netns=True)
             finally:
                 q.kill()
                 q.wait()
